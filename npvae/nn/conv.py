@@ -1,0 +1,83 @@
+"""2-D convolution as a GEMM on the im2col matrix.
+
+With ``cols = im2col(x)`` of shape (N*OH*OW, C_in*kH*kW) and ``W`` the weight seen as
+(C_out, C_in*kH*kW), the forward pass is one matrix product, ``y = cols W^T + b``, and
+the backward pass is two more: ``dW = g^T cols`` and ``dcols = g W``, after which
+``col2im`` (the adjoint of im2col) folds ``dcols`` back onto the input.
+"""
+import numpy as np
+
+from ..kernels import col2im, conv_output_size, im2col
+from .init import default_rng, fan_in, uniform_fan_in
+from .module import Module, Parameter
+
+
+def pair(value, name):
+    """An int or a pair of ints -> (height, width)."""
+    pair_ = (value, value) if np.isscalar(value) else tuple(value)
+    if len(pair_) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair_):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return tuple(int(v) for v in pair_)
+
+
+class Conv2d(Module):
+    """``Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0)``.
+
+    weight (C_out, C_in, kH, kW), bias (C_out,), as ``torch.nn.Conv2d``.
+    forward:  x (N, C_in, H, W) -> y (N, C_out, OH, OW), OH = (H + 2p - kH) // s + 1
+    backward: g (N, C_out, OH, OW) -> dx (N, C_in, H, W), or None when
+              ``requires_input_grad`` is False (a network's first layer: nobody needs d/dx).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 bias=True, rng=None, dtype=np.float32):
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = pair(stride, "stride")
+        self.padding = pair(padding, "padding")
+        if min(in_channels, out_channels, *self.kernel_size, *self.stride) < 1 or min(self.padding) < 0:
+            raise ValueError(f"Conv2d: invalid configuration {self.extra_repr()}")
+        rng = default_rng(rng)
+        shape = (out_channels, in_channels, *self.kernel_size)
+        self.weight = Parameter(uniform_fan_in(shape, fan_in(shape), rng, dtype))
+        self.bias = Parameter(uniform_fan_in((out_channels,), fan_in(shape), rng, dtype)) if bias else None
+        self.requires_input_grad = True
+        self._x_shape = None
+        self._cols = None
+
+    def output_shape(self, input_shape):
+        n, _, h, w = input_shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        return (n, self.out_channels, conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw))
+
+    def forward(self, x):
+        self._check_input(x, 4, f"(N, {self.in_channels}, H, W)")
+        n, c, h, w = x.shape
+        (kh, kw), (ph, pw) = self.kernel_size, self.padding
+        if c != self.in_channels or h + 2 * ph < kh or w + 2 * pw < kw:
+            raise ValueError(f"{self!r}: expected input (N, {self.in_channels}, H, W) with "
+                             f"H >= {kh - 2 * ph} and W >= {kw - 2 * pw}, got {x.shape}")
+        _, c_out, out_h, out_w = self.output_shape(x.shape)
+        self._x_shape = x.shape
+        self._cols = im2col(x, self.kernel_size, self.stride, self.padding, out=self._cols)
+        y = self._cols @ self.weight.data.reshape(c_out, -1).T
+        if self.bias is not None:
+            y += self.bias.data
+        # y is laid out (N, OH, OW, C_out); a transposed view gives NCHW without a copy.
+        return y.reshape(n, out_h, out_w, c_out).transpose(0, 3, 1, 2)
+
+    def backward(self, grad_out):
+        x_shape = self._cached("_x_shape")
+        c_out = self.out_channels
+        grad = grad_out.transpose(0, 2, 3, 1).reshape(-1, c_out)
+        self.weight.grad += (grad.T @ self._cols).reshape(self.weight.data.shape)
+        if self.bias is not None:
+            self.bias.grad += grad.sum(axis=0)
+        if not self.requires_input_grad:
+            return None
+        grad_cols = grad @ self.weight.data.reshape(c_out, -1)
+        return col2im(grad_cols, x_shape, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}")

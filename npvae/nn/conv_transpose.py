@@ -1,0 +1,79 @@
+"""Transposed 2-D convolution: the adjoint of Conv2d, built from the same two kernels.
+
+Forward is Conv2d's backward-to-input: ``cols = x W`` (one GEMM, W seen as
+(C_in, C_out*kH*kW)), then ``col2im`` scatters the columns into the larger output.
+Backward is Conv2d's forward: ``dcols = im2col(g)``, ``dW = x^T dcols``, ``dx = dcols W^T``.
+"""
+import numpy as np
+
+from ..kernels import col2im, im2col
+from .conv import pair
+from .init import default_rng, fan_in, uniform_fan_in
+from .module import Module, Parameter
+
+
+class ConvTranspose2d(Module):
+    """``ConvTranspose2d(in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0)``.
+
+    weight (C_in, C_out, kH, kW), bias (C_out,), as ``torch.nn.ConvTranspose2d``.
+    forward:  x (N, C_in, H, W) -> y (N, C_out, OH, OW),
+              OH = (H - 1) * s - 2p + kH + output_padding
+    backward: g (N, C_out, OH, OW) -> dx (N, C_in, H, W)
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, bias=True, rng=None, dtype=np.float32):
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = pair(stride, "stride")
+        self.padding = pair(padding, "padding")
+        self.output_padding = pair(output_padding, "output_padding")
+        if min(in_channels, out_channels, *self.kernel_size, *self.stride) < 1 \
+                or min(self.padding) < 0 or min(self.output_padding) < 0:
+            raise ValueError(f"ConvTranspose2d: invalid configuration {self.extra_repr()}")
+        if any(op >= s for op, s in zip(self.output_padding, self.stride)):
+            raise ValueError(f"ConvTranspose2d: output_padding {self.output_padding} must be "
+                             f"smaller than stride {self.stride}")
+        rng = default_rng(rng)
+        shape = (in_channels, out_channels, *self.kernel_size)
+        self.weight = Parameter(uniform_fan_in(shape, fan_in(shape), rng, dtype))
+        self.bias = Parameter(uniform_fan_in((out_channels,), fan_in(shape), rng, dtype)) if bias else None
+        self._x_rows = None
+        self._x_shape = None
+
+    def output_shape(self, input_shape):
+        n, _, h, w = input_shape
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        (ph, pw), (oph, opw) = self.padding, self.output_padding
+        return (n, self.out_channels, (h - 1) * sh - 2 * ph + kh + oph, (w - 1) * sw - 2 * pw + kw + opw)
+
+    def forward(self, x):
+        self._check_input(x, 4, f"(N, {self.in_channels}, H, W)")
+        out_shape = self.output_shape(x.shape)
+        if x.shape[1] != self.in_channels or min(out_shape[2:]) < 1:
+            raise ValueError(f"{self!r}: expected input (N, {self.in_channels}, H, W) giving a "
+                             f"non-empty output, got {x.shape} (output would be {out_shape})")
+        n, c_in, h, w = x.shape
+        self._x_shape = x.shape
+        # Rows are input positions (n, h, w), matching the row order im2col gives the output.
+        self._x_rows = x.transpose(0, 2, 3, 1).reshape(n * h * w, c_in)
+        cols = self._x_rows @ self.weight.data.reshape(c_in, -1)
+        y = col2im(cols, out_shape, self.kernel_size, self.stride, self.padding)
+        if self.bias is not None:
+            y += self.bias.data[:, None, None]
+        return y
+
+    def backward(self, grad_out):
+        x_rows = self._cached("_x_rows")
+        n, c_in, h, w = self._x_shape
+        grad_cols = im2col(grad_out, self.kernel_size, self.stride, self.padding)
+        self.weight.grad += (x_rows.T @ grad_cols).reshape(self.weight.data.shape)
+        if self.bias is not None:
+            self.bias.grad += grad_out.sum(axis=(0, 2, 3))
+        grad_rows = grad_cols @ self.weight.data.reshape(c_in, -1).T
+        return grad_rows.reshape(n, h, w, c_in).transpose(0, 3, 1, 2)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, "
+                f"output_padding={self.output_padding}")

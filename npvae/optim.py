@@ -1,0 +1,66 @@
+"""Adam (Kingma & Ba, 2015), bias-corrected, with PyTorch's defaults and update formula.
+
+For each parameter, with gradient g at step t:
+    m <- beta1 m + (1 - beta1) g
+    v <- beta2 v + (1 - beta2) g^2
+    p <- p - (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+which is exactly ``torch.optim.Adam`` (weight_decay=0, amsgrad=False).
+"""
+import math
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True)
+def _adam_kernel(param, grad, m, v, beta1, beta2, step_size, sqrt_bias2, eps):
+    p, g, m1, v1 = param.ravel(), grad.ravel(), m.ravel(), v.ravel()
+    for i in range(p.size):
+        m1[i] = beta1 * m1[i] + (1.0 - beta1) * g[i]
+        v1[i] = beta2 * v1[i] + (1.0 - beta2) * g[i] * g[i]
+        p[i] -= step_size * m1[i] / (math.sqrt(v1[i]) / sqrt_bias2 + eps)
+
+
+class Adam:
+    """``Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)`` over a list of Parameters."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("Adam: got an empty parameter list")
+        if lr <= 0 or not 0 <= betas[0] < 1 or not 0 <= betas[1] < 1 or eps <= 0:
+            raise ValueError(f"Adam: invalid hyperparameters lr={lr}, betas={betas}, eps={eps}")
+        self.lr, self.betas, self.eps = float(lr), (float(betas[0]), float(betas[1])), float(eps)
+        self.step_count = 0
+        self.m = [np.zeros_like(p.data) for p in self.params]
+        self.v = [np.zeros_like(p.data) for p in self.params]
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad.fill(0)
+
+    def step(self):
+        self.step_count += 1
+        beta1, beta2 = self.betas
+        step_size = self.lr / (1 - beta1 ** self.step_count)
+        sqrt_bias2 = math.sqrt(1 - beta2 ** self.step_count)
+        for p, m, v in zip(self.params, self.m, self.v):
+            _adam_kernel(p.data, p.grad, m, v, beta1, beta2, step_size, sqrt_bias2, self.eps)
+
+    def state_dict(self):
+        state = {"step_count": np.int64(self.step_count), "lr": np.float64(self.lr),
+                 "betas": np.array(self.betas), "eps": np.float64(self.eps)}
+        for i, (m, v) in enumerate(zip(self.m, self.v)):
+            state[f"m.{i}"], state[f"v.{i}"] = m.copy(), v.copy()
+        return state
+
+    def load_state_dict(self, state):
+        for i, p in enumerate(self.params):
+            for key, buffers in ((f"m.{i}", self.m), (f"v.{i}", self.v)):
+                if key not in state or np.shape(state[key]) != p.data.shape:
+                    raise ValueError(f"Adam.load_state_dict: '{key}' is missing or does not match "
+                                     f"parameter {i} of shape {p.data.shape}")
+                buffers[i] = np.array(state[key], dtype=p.data.dtype)
+        self.step_count = int(state["step_count"])
+        self.lr, self.eps = float(state["lr"]), float(state["eps"])
+        self.betas = tuple(float(b) for b in state["betas"])

@@ -60,6 +60,103 @@ def _col2im_kernel(cols, kh, kw, sh, sw, ph, pw, out_h, out_w, x):
                                 x[n, c, y, xx] += cols[row, (c * kh + i) * kw + j]
 
 
+@numba.njit(parallel=True, cache=True)
+def _im2col_nhwc_kernel(x, kh, kw, sh, sw, ph, pw, out_h, out_w, cols):
+    n_images, height, width, channels = x.shape
+    for n in numba.prange(n_images):
+        for oy in range(out_h):
+            for ox in range(out_w):
+                row = (n * out_h + oy) * out_w + ox
+                for i in range(kh):
+                    y = oy * sh - ph + i
+                    for j in range(kw):
+                        xx = ox * sw - pw + j
+                        base = (i * kw + j) * channels
+                        if 0 <= y < height and 0 <= xx < width:
+                            for c in range(channels):
+                                cols[row, base + c] = x[n, y, xx, c]
+                        else:
+                            for c in range(channels):
+                                cols[row, base + c] = 0.0
+
+
+@numba.njit(parallel=True, cache=True)
+def _col2im_nhwc_kernel(cols, kh, kw, sh, sw, ph, pw, out_h, out_w, x):
+    n_images, height, width, channels = x.shape
+    for n in numba.prange(n_images):
+        x[n] = 0.0
+        for oy in range(out_h):
+            for ox in range(out_w):
+                row = (n * out_h + oy) * out_w + ox
+                for i in range(kh):
+                    y = oy * sh - ph + i
+                    if y < 0 or y >= height:
+                        continue
+                    for j in range(kw):
+                        xx = ox * sw - pw + j
+                        if 0 <= xx < width:
+                            base = (i * kw + j) * channels
+                            for c in range(channels):
+                                x[n, y, xx, c] += cols[row, base + c]
+
+
+def im2col_nhwc(x, kernel, stride, padding, out=None):
+    """Patch matrix of channels-last ``x`` (N, H, W, C) -> (N*OH*OW, kH*kW*C), Numba path.
+
+    cols[(n, oh, ow), (i, j, c)] = x_padded[n, oh*sh + i, ow*sw + j, c]: the innermost
+    copy runs along contiguous channels, which is what makes this layout fast.
+    """
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    n, h, w, c = x.shape
+    out_h, out_w = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+    shape = (n * out_h * out_w, kh * kw * c)
+    if out is None or out.shape != shape or out.dtype != x.dtype:
+        out = np.empty(shape, dtype=x.dtype)
+    _im2col_nhwc_kernel(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw, out_h, out_w, out)
+    return out
+
+
+def col2im_nhwc(cols, image_shape, kernel, stride, padding, out=None):
+    """Adjoint of :func:`im2col_nhwc`: (N*OH*OW, kH*kW*C) -> (N, H, W, C), Numba path."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    n, h, w, c = image_shape
+    out_h, out_w = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+    if cols.shape != (n * out_h * out_w, kh * kw * c):
+        raise ValueError(f"col2im: cols has shape {cols.shape}, expected "
+                         f"{(n * out_h * out_w, kh * kw * c)} for images {tuple(image_shape)}")
+    if out is None or out.shape != tuple(image_shape) or out.dtype != cols.dtype:
+        out = np.empty(image_shape, dtype=cols.dtype)
+    _col2im_nhwc_kernel(np.ascontiguousarray(cols), kh, kw, sh, sw, ph, pw, out_h, out_w, out)
+    return out
+
+
+def im2col_nhwc_reference(x, kernel, stride, padding):
+    """Plain NumPy :func:`im2col_nhwc`: pad once, then copy one kernel offset at a time."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    n, h, w, c = x.shape
+    out_h, out_w = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+    padded = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+    cols = np.empty((n, out_h, out_w, kh, kw, c), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, :, i, j, :] = padded[:, i:i + sh * out_h:sh, j:j + sw * out_w:sw, :]
+    return cols.reshape(n * out_h * out_w, kh * kw * c)
+
+
+def col2im_nhwc_reference(cols, image_shape, kernel, stride, padding):
+    """Plain NumPy :func:`col2im_nhwc`: add each kernel offset's slab back into a padded image."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    n, h, w, c = image_shape
+    out_h, out_w = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+    padded = np.zeros((n, max(h + 2 * ph, sh * (out_h - 1) + kh),
+                       max(w + 2 * pw, sw * (out_w - 1) + kw), c), dtype=cols.dtype)
+    blocks = cols.reshape(n, out_h, out_w, kh, kw, c)
+    for i in range(kh):
+        for j in range(kw):
+            padded[:, i:i + sh * out_h:sh, j:j + sw * out_w:sw, :] += blocks[:, :, :, i, j, :]
+    return padded[:, ph:ph + h, pw:pw + w, :].copy()
+
+
 def im2col(x, kernel, stride, padding, out=None):
     """Patch matrix of ``x`` (N, C, H, W) -> (N * OH * OW, C * kH * kW), Numba path.
 

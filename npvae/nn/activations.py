@@ -1,22 +1,32 @@
 """Elementwise nonlinearities. Each keeps its output, which is all its backward needs."""
 import numpy as np
 
+from ..kernels import relu_backward
 from .module import Module
 
 
 class ReLU(Module):
-    """y = max(x, 0);  dx = g * [y > 0]  (the subgradient at 0 is taken as 0, as PyTorch)."""
+    """y = max(x, 0);  dx = g * [y > 0]  (the subgradient at 0 is taken as 0, as PyTorch).
 
-    def __init__(self):
+    ``ReLU(inplace=True)``, as in PyTorch, overwrites its input in forward, and here also
+    its upstream gradient in backward: no new arrays, one pass each. Safe when, as inside
+    the models, nothing else holds on to those arrays.
+    """
+
+    def __init__(self, inplace=False):
+        self.inplace = inplace
         self._y = None
 
     def forward(self, x):
-        self._y = np.maximum(x, 0)
+        self._y = np.maximum(x, 0, out=x if self.inplace else None)
         return self._y
 
     def backward(self, grad_out):
         y = self._cached("_y")
-        return np.where(y > 0, grad_out, 0).astype(grad_out.dtype, copy=False)
+        return relu_backward(y, grad_out, out=grad_out if self.inplace else None)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
 
 
 def sigmoid(x):

@@ -1,13 +1,19 @@
 """2-D convolution as a GEMM on the im2col matrix.
 
-With ``cols = im2col(x)`` of shape (N*OH*OW, C_in*kH*kW) and ``W`` the weight seen as
-(C_out, C_in*kH*kW), the forward pass is one matrix product, ``y = cols W^T + b``, and
-the backward pass is two more: ``dW = g^T cols`` and ``dcols = g W``, after which
+With ``cols = im2col(x)`` of shape (N*OH*OW, kH*kW*C_in) and ``W`` the weight seen as a
+(C_out, kH*kW*C_in) matrix, the forward pass is one matrix product, ``y = cols W^T + b``,
+and the backward pass is two more: ``dW = g^T cols`` and ``dcols = g W``, after which
 ``col2im`` (the adjoint of im2col) folds ``dcols`` back onto the input.
+
+Memory layout: the API is PyTorch's NCHW, but the arrays underneath are channels-last
+(NHWC). ``y`` comes out of the GEMM as (N*OH*OW, C_out), i.e. NHWC, and is returned as
+a transposed NCHW *view*; the next layer transposes it back for free. Channels-last
+makes the im2col copy run along contiguous memory. A plain NCHW array works too; it
+costs one transposing copy.
 """
 import numpy as np
 
-from ..kernels import col2im, conv_output_size, im2col
+from ..kernels import col2im_nhwc, conv_output_size, im2col_nhwc
 from .init import default_rng, fan_in, uniform_fan_in
 from .module import Module, Parameter
 
@@ -44,6 +50,7 @@ class Conv2d(Module):
         self.requires_input_grad = True
         self._x_shape = None
         self._cols = None
+        self._weight_matrix = None
 
     def output_shape(self, input_shape):
         n, _, h, w = input_shape
@@ -59,24 +66,28 @@ class Conv2d(Module):
                              f"H >= {kh - 2 * ph} and W >= {kw - 2 * pw}, got {x.shape}")
         _, c_out, out_h, out_w = self.output_shape(x.shape)
         self._x_shape = x.shape
-        self._cols = im2col(x, self.kernel_size, self.stride, self.padding, out=self._cols)
-        y = self._cols @ self.weight.data.reshape(c_out, -1).T
+        self._cols = im2col_nhwc(x.transpose(0, 2, 3, 1), self.kernel_size, self.stride,
+                                 self.padding, out=self._cols)
+        # (C_out, C_in, kH, kW) -> (C_out, kH*kW*C_in), the column order of the patches.
+        self._weight_matrix = self.weight.data.transpose(0, 2, 3, 1).reshape(c_out, -1)
+        y = self._cols @ self._weight_matrix.T
         if self.bias is not None:
             y += self.bias.data
-        # y is laid out (N, OH, OW, C_out); a transposed view gives NCHW without a copy.
         return y.reshape(n, out_h, out_w, c_out).transpose(0, 3, 1, 2)
 
     def backward(self, grad_out):
-        x_shape = self._cached("_x_shape")
-        c_out = self.out_channels
-        grad = grad_out.transpose(0, 2, 3, 1).reshape(-1, c_out)
-        self.weight.grad += (grad.T @ self._cols).reshape(self.weight.data.shape)
+        n, c_in, h, w = self._cached("_x_shape")
+        c_out, _, kh, kw = self.weight.data.shape
+        grad = np.ascontiguousarray(grad_out.transpose(0, 2, 3, 1)).reshape(-1, c_out)
+        grad_weight = grad.T @ self._cols
+        self.weight.grad += grad_weight.reshape(c_out, kh, kw, c_in).transpose(0, 3, 1, 2)
         if self.bias is not None:
             self.bias.grad += grad.sum(axis=0)
         if not self.requires_input_grad:
             return None
-        grad_cols = grad @ self.weight.data.reshape(c_out, -1)
-        return col2im(grad_cols, x_shape, self.kernel_size, self.stride, self.padding)
+        grad_cols = grad @ self._weight_matrix
+        grad_x = col2im_nhwc(grad_cols, (n, h, w, c_in), self.kernel_size, self.stride, self.padding)
+        return grad_x.transpose(0, 3, 1, 2)
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

@@ -1,12 +1,13 @@
 """Transposed 2-D convolution: the adjoint of Conv2d, built from the same two kernels.
 
-Forward is Conv2d's backward-to-input: ``cols = x W`` (one GEMM, W seen as
-(C_in, C_out*kH*kW)), then ``col2im`` scatters the columns into the larger output.
+Forward is Conv2d's backward-to-input: ``cols = x W`` (one GEMM, W seen as a
+(C_in, kH*kW*C_out) matrix), then ``col2im`` scatters the columns into the larger output.
 Backward is Conv2d's forward: ``dcols = im2col(g)``, ``dW = x^T dcols``, ``dx = dcols W^T``.
+Arrays are channels-last underneath and NCHW views on the surface, as in conv.py.
 """
 import numpy as np
 
-from ..kernels import col2im, im2col
+from ..kernels import col2im_nhwc, im2col_nhwc
 from .conv import pair
 from .init import default_rng, fan_in, uniform_fan_in
 from .module import Module, Parameter
@@ -40,6 +41,7 @@ class ConvTranspose2d(Module):
         self.bias = Parameter(uniform_fan_in((out_channels,), fan_in(shape), rng, dtype)) if bias else None
         self._x_rows = None
         self._x_shape = None
+        self._weight_matrix = None
 
     def output_shape(self, input_shape):
         n, _, h, w = input_shape
@@ -54,23 +56,29 @@ class ConvTranspose2d(Module):
             raise ValueError(f"{self!r}: expected input (N, {self.in_channels}, H, W) giving a "
                              f"non-empty output, got {x.shape} (output would be {out_shape})")
         n, c_in, h, w = x.shape
+        n, c_out, out_h, out_w = out_shape
         self._x_shape = x.shape
         # Rows are input positions (n, h, w), matching the row order im2col gives the output.
-        self._x_rows = x.transpose(0, 2, 3, 1).reshape(n * h * w, c_in)
-        cols = self._x_rows @ self.weight.data.reshape(c_in, -1)
-        y = col2im(cols, out_shape, self.kernel_size, self.stride, self.padding)
+        self._x_rows = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).reshape(n * h * w, c_in)
+        # (C_in, C_out, kH, kW) -> (C_in, kH*kW*C_out), the column order of the patches.
+        self._weight_matrix = self.weight.data.transpose(0, 2, 3, 1).reshape(c_in, -1)
+        cols = self._x_rows @ self._weight_matrix
+        y = col2im_nhwc(cols, (n, out_h, out_w, c_out), self.kernel_size, self.stride, self.padding)
         if self.bias is not None:
-            y += self.bias.data[:, None, None]
-        return y
+            y += self.bias.data
+        return y.transpose(0, 3, 1, 2)
 
     def backward(self, grad_out):
         x_rows = self._cached("_x_rows")
         n, c_in, h, w = self._x_shape
-        grad_cols = im2col(grad_out, self.kernel_size, self.stride, self.padding)
-        self.weight.grad += (x_rows.T @ grad_cols).reshape(self.weight.data.shape)
+        _, c_out, kh, kw = self.weight.data.shape
+        grad = np.ascontiguousarray(grad_out.transpose(0, 2, 3, 1))
+        grad_cols = im2col_nhwc(grad, self.kernel_size, self.stride, self.padding)
+        grad_weight = x_rows.T @ grad_cols
+        self.weight.grad += grad_weight.reshape(c_in, kh, kw, c_out).transpose(0, 3, 1, 2)
         if self.bias is not None:
-            self.bias.grad += grad_out.sum(axis=(0, 2, 3))
-        grad_rows = grad_cols @ self.weight.data.reshape(c_in, -1).T
+            self.bias.grad += grad.reshape(-1, c_out).sum(axis=0)
+        grad_rows = grad_cols @ self._weight_matrix.T
         return grad_rows.reshape(n, h, w, c_in).transpose(0, 3, 1, 2)
 
     def extra_repr(self):

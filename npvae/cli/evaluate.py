@@ -1,0 +1,5 @@
+"""`npvae evaluate`: not written yet."""
+
+
+def add_parser(subparsers):
+    subparsers.add_parser("evaluate", help="(not available yet)")

@@ -1,0 +1,111 @@
+"""The convolutional VAE of the paper (section 3.1).
+
+q(z|x) = N(mu(x), diag(exp(logvar(x)))),  p(z) = N(0, I),  p(x|z) = Bernoulli(sigmoid(decoder(z))).
+
+A training step is ``forward`` then ``backward``:
+
+    logits, mu, logvar = model.forward(x, eps)          # eps ~ N(0, I), drawn by the caller
+    ... loss terms give d/dlogits and the KL's d/dmu, d/dlogvar ...
+    model.backward(grad_logits, grad_mu, grad_logvar)   # fills every Parameter.grad
+"""
+import numpy as np
+
+from ..nn import Linear, Module, Reparameterize, sigmoid
+from ..nn.init import default_rng
+from .architecture import FEATURES, IMAGE_SHAPE, build_decoder, build_encoder
+
+
+class VAE(Module):
+    """``VAE(latent_dim=2)``. Images are (N, 1, 28, 28) floats in [0, 1]; the ``labels``
+    arguments exist so a VAE and a CVAE share one calling convention, and are ignored."""
+
+    kind = "vae"
+    condition_dim = 0
+
+    def __init__(self, latent_dim=2, rng=None, dtype=np.float32):
+        if int(latent_dim) < 1:
+            raise ValueError(f"{type(self).__name__}: latent_dim must be >= 1, got {latent_dim}")
+        rng = default_rng(rng)
+        self.latent_dim = int(latent_dim)
+        self.encoder = build_encoder(IMAGE_SHAPE[0] + self.condition_dim, rng)
+        self.fc_mu = Linear(FEATURES, self.latent_dim, rng=rng)
+        self.fc_logvar = Linear(FEATURES, self.latent_dim, rng=rng)
+        self.decoder = build_decoder(self.latent_dim + self.condition_dim, rng)
+        self.reparameterize = Reparameterize()
+        if dtype != np.float32:
+            self.to(dtype)
+
+    def config(self):
+        """What it takes to rebuild this model (stored in checkpoints)."""
+        return {"model": self.kind, "latent_dim": self.latent_dim}
+
+    # -- conditioning hooks (a VAE has none) -------------------------------------
+    def _encoder_input(self, x, labels):
+        return x
+
+    def _decoder_input(self, z, labels):
+        return z
+
+    # -- the two networks ---------------------------------------------------------
+    def _check_images(self, x):
+        if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[1:] != IMAGE_SHAPE:
+            raise ValueError(f"{type(self).__name__}: expected images of shape (N, 1, 28, 28), "
+                             f"got {getattr(x, 'shape', type(x).__name__)}")
+
+    def encode(self, x, labels=None):
+        """x (N, 1, 28, 28) -> (mu, logvar), each (N, latent_dim)."""
+        self._check_images(x)
+        features = self.encoder.forward(self._encoder_input(x, labels))
+        return self.fc_mu.forward(features), self.fc_logvar.forward(features)
+
+    def decode_logits(self, z, labels=None):
+        """z (N, latent_dim) -> logits (N, 1, 28, 28)."""
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"{type(self).__name__}: expected z of shape (N, {self.latent_dim}), got {z.shape}")
+        return self.decoder.forward(self._decoder_input(z.astype(self.dtype, copy=False), labels))
+
+    def decode(self, z, labels=None):
+        """z (N, latent_dim) -> pixel probabilities (N, 1, 28, 28)."""
+        return sigmoid(self.decode_logits(z, labels))
+
+    # -- training step ------------------------------------------------------------
+    def forward(self, x, eps, labels=None):
+        """One pass for training: returns (logits, mu, logvar) with z = mu + sigma * eps."""
+        mu, logvar = self.encode(x, labels)
+        z = self.reparameterize.forward(mu, logvar, eps)
+        return self.decode_logits(z, labels), mu, logvar
+
+    def backward(self, grad_logits, grad_mu, grad_logvar):
+        """Backpropagate the reconstruction gradient through decoder, sampling and encoder.
+
+        ``grad_mu`` and ``grad_logvar`` are the loss's direct gradients (the KL term's);
+        the reconstruction's reach mu and logvar through z = mu + sigma * eps.
+        """
+        grad_z = self.decoder.backward(grad_logits)[:, :self.latent_dim]
+        grad_mu_z, grad_logvar_z = self.reparameterize.backward(grad_z)
+        grad_features = self.fc_mu.backward(grad_mu_z + grad_mu)
+        grad_features += self.fc_logvar.backward(grad_logvar_z + grad_logvar)
+        self.encoder.backward(grad_features)
+
+    # -- uses of a trained model --------------------------------------------------
+    def reconstruct(self, x, labels=None):
+        """Decode the posterior means: (N, 1, 28, 28) probabilities."""
+        mu, _ = self.encode(x, labels)
+        return self.decode(mu, labels)
+
+    def interpolate(self, x0, x1, steps=10, labels=None):
+        """Decode ``steps`` points on the line between the means of two images (1, 1, 28, 28) each.
+
+        For a CVAE, ``labels`` holds one label per step (or one for all).
+        """
+        mu0, _ = self.encode(x0.reshape(1, *IMAGE_SHAPE), None if labels is None else np.atleast_1d(labels)[:1])
+        mu1, _ = self.encode(x1.reshape(1, *IMAGE_SHAPE), None if labels is None else np.atleast_1d(labels)[-1:])
+        t = np.linspace(0, 1, steps, dtype=mu0.dtype)[:, None]
+        z = (1 - t) * mu0 + t * mu1
+        return self.decode(z, None if labels is None else np.broadcast_to(labels, (steps,)))
+
+    def sample(self, n, labels=None, rng=None):
+        """Draw n images from the model: z ~ N(0, I), decoded to probabilities."""
+        rng = default_rng(rng)
+        z = rng.standard_normal((n, self.latent_dim)).astype(self.dtype)
+        return self.decode(z, labels)

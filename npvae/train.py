@@ -26,7 +26,7 @@ from tqdm import tqdm
 from .checkpoint import (atomic_write_text, load_checkpoint, save_checkpoint, save_model)
 from .data import DATASETS, load_dataset, minibatches, to_float
 from .evaluate import evaluate_elbo
-from .losses import BernoulliLoss, GaussianKL
+from .losses import NegativeELBO
 from .models import build_model
 from .optim import Adam
 from .schedules import SCHEDULES, kl_weight
@@ -113,27 +113,36 @@ def read_metrics(run_dir):
                 for row in csv.DictReader(f)]
 
 
+def train_step(model, optimizer, objective, x, labels, eps, beta):
+    """One optimisation step on a batch: forward, loss (eq. 30), backward, Adam.
+
+    Returns (recon, kl) batch means. Raises TrainingDiverged, before touching the
+    parameters, when the loss is not finite.
+    """
+    logits, mu, logvar = model.forward(x, eps, labels)
+    total, recon, kl = objective.forward(logits, x, mu, logvar, beta)
+    if not math.isfinite(total):
+        raise TrainingDiverged(f"the loss is not finite (reconstruction {recon}, KL {kl})")
+    optimizer.zero_grad()
+    model.backward(*objective.backward())
+    optimizer.step()
+    return recon, kl
+
+
 def train_epoch(model, optimizer, images, labels, batch_size, beta_for_step, shuffle_rng, noise_rng,
                 progress=None, epoch=None):
     """One pass over the data. Returns per-image mean (recon, kl) and the batches' last beta."""
-    reconstruction, divergence = BernoulliLoss(), GaussianKL()
+    objective = NegativeELBO()
     recon_sum = kl_sum = 0.0
     seen = 0
     for batch, index in enumerate(minibatches(len(images), batch_size, shuffle_rng)):
         beta = beta_for_step(batch)
         x = to_float(images[index])
-        y = labels[index]
         eps = noise_rng.standard_normal((len(index), model.latent_dim), dtype=np.float32)
-        logits, mu, logvar = model.forward(x, eps, y)
-        recon = reconstruction.forward(logits, x)
-        kl = divergence.forward(mu, logvar)
-        if not (math.isfinite(recon) and math.isfinite(kl)):
-            raise TrainingDiverged(f"epoch {epoch}, batch {batch + 1}: the loss is not finite "
-                                   f"(reconstruction {recon}, KL {kl})")
-        optimizer.zero_grad()
-        grad_mu, grad_logvar = divergence.backward(beta)
-        model.backward(reconstruction.backward(), grad_mu, grad_logvar)
-        optimizer.step()
+        try:
+            recon, kl = train_step(model, optimizer, objective, x, labels[index], eps, beta)
+        except TrainingDiverged as error:
+            raise TrainingDiverged(f"epoch {epoch}, batch {batch + 1}: {error}") from None
         recon_sum += recon * len(index)
         kl_sum += kl * len(index)
         seen += len(index)

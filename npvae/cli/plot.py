@@ -1,5 +1,25 @@
-"""`npvae plot`: not written yet."""
+"""`npvae plot RUN_DIR`: draw every figure of the paper for a trained run into RUN_DIR/figures/."""
+from ..plots import DEFAULT_CLASS, make_all_figures
 
 
 def add_parser(subparsers):
-    subparsers.add_parser("plot", help="(not available yet)")
+    p = subparsers.add_parser(
+        "plot", help="draw the paper's figures for a run directory into RUN_DIR/figures/",
+        description="Draw the paper's figures (PNG) for a trained run: training curves, "
+                    "reconstructions, latent space, traversal grid, interpolations, prior samples, "
+                    "and for a CVAE class-conditional samples, disentanglement and the class-mixed "
+                    "latent space. The same run and --seed always give the same pictures.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `npvae train`")
+    p.add_argument("--seed", type=int, default=0, help="seed for every random choice (default: %(default)s)")
+    p.add_argument("--dataset-root", default=None, metavar="DIR",
+                   help="folder holding the data set (default: $NPVAE_DATA, then ~/.cache/npvae)")
+    p.add_argument("--class", dest="cvae_class", type=int, default=DEFAULT_CLASS, metavar="C",
+                   help="CVAE: the class of the class-conditional traversals (default: %(default)s)")
+    p.set_defaults(run=run)
+
+
+def run(args):
+    paths = make_all_figures(args.run_dir, seed=args.seed, dataset_root=args.dataset_root,
+                             cvae_class=args.cvae_class, log=print)
+    print(f"npvae plot: wrote {len(paths)} figures")
+    return 0

@@ -1,0 +1,146 @@
+"""Training and inference throughput of the paper's VAE and CVAE, npvae vs PyTorch.
+
+    python benchmarks/bench_train.py [--repeats 7] [--steps 10] [--no-torch]
+
+A training step is forward, loss (eq. 30), backward and Adam at batch 128 in float32;
+inference is encode + decode of a batch. Each figure is the median over ``--repeats``
+timings of ``--steps`` steps, after warm-up. When PyTorch is installed the same models
+are timed in the same process, interleaved with npvae's, and the ratio is reported per
+repeat pair (median of ratios), which cancels most of a shared machine's noise.
+Numba's compile time is measured in fresh subprocesses: first with an empty cache,
+then again with the cache that first run left behind.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import machine, write_json  # noqa: E402
+
+from npvae.losses import NegativeELBO  # noqa: E402
+from npvae.models import CVAE, VAE  # noqa: E402
+from npvae.optim import Adam  # noqa: E402
+from npvae.train import train_step  # noqa: E402
+
+
+def npvae_runner(kind, batch, rng):
+    model = (VAE if kind == "vae" else CVAE)(rng=0)
+    optimizer, objective = Adam(model.parameters()), NegativeELBO()
+    x = (rng.random((batch, 1, 28, 28)) < 0.15).astype(np.float32)
+    labels = rng.integers(0, 10, batch)
+    eps = rng.standard_normal((batch, 2), dtype=np.float32)
+
+    def step():
+        train_step(model, optimizer, objective, x, labels, eps, 1.0)
+
+    def infer():
+        mu, _ = model.encode(x, labels)
+        model.decode(mu, labels)
+    return step, infer
+
+
+def torch_runner(kind, batch, rng):
+    import torch
+    from torch_reference import TorchVAE, torch_loss
+    torch.manual_seed(0)
+    model = TorchVAE(condition_dim=0 if kind == "vae" else 10)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.from_numpy((rng.random((batch, 1, 28, 28)) < 0.15).astype(np.float32))
+    onehot = torch.nn.functional.one_hot(torch.from_numpy(rng.integers(0, 10, batch)), 10).float()
+    eps = torch.randn(batch, 2)
+
+    def step():
+        optimizer.zero_grad()
+        logits, mu, logvar = model(x, eps, onehot)
+        torch_loss(logits, x, mu, logvar).backward()
+        optimizer.step()
+
+    def infer():
+        with torch.no_grad():
+            mu, _ = model.encode(x, onehot)
+            torch.sigmoid(model.decode_logits(mu, onehot))
+    return step, infer
+
+
+def timed(fn, steps):
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - start) / steps
+
+
+def compile_times():
+    """Seconds to the end of the first training step in a fresh process: cold cache, warm cache."""
+    code = ("import time; t = time.perf_counter(); import numpy as np; "
+            "from npvae.models import VAE; from npvae.optim import Adam; "
+            "from npvae.losses import NegativeELBO; from npvae.train import train_step; "
+            "m = VAE(rng=0); x = np.zeros((8, 1, 28, 28), np.float32); "
+            "train_step(m, Adam(m.parameters()), NegativeELBO(), x, None, np.zeros((8, 2), np.float32), 1.0); "
+            "print(time.perf_counter() - t)")
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        run = [sys.executable, "-c", code]
+        cold = float(subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout)
+        warm = float(subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout)
+    return {"first_step_cold_cache_s": cold, "first_step_warm_cache_s": warm}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "bench_train.json"))
+    args = parser.parse_args()
+    try:
+        if args.no_torch:
+            raise ImportError
+        import torch
+        torch.set_num_threads(os.cpu_count())
+        have_torch = True
+    except ImportError:
+        have_torch = False
+    rng = np.random.default_rng(0)
+    results = {"machine": machine(), "batch_size": args.batch_size, "repeats": args.repeats,
+               "steps_per_repeat": args.steps,
+               "command": "python benchmarks/bench_train.py " + " ".join(sys.argv[1:]),
+               "torch": torch.__version__ if have_torch else None,
+               "torch_threads": torch.get_num_threads() if have_torch else None}
+    for kind in ("vae", "cvae"):
+        runners = {"npvae": npvae_runner(kind, args.batch_size, rng)}
+        if have_torch:
+            runners["torch"] = torch_runner(kind, args.batch_size, rng)
+        for task, index in (("train", 0), ("inference", 1)):
+            for fns in runners.values():          # warm-up, including Numba's JIT
+                for _ in range(3):
+                    fns[index]()
+            times = {name: [] for name in runners}
+            for _ in range(args.repeats):         # interleaved: both see the same noise
+                for name, fns in runners.items():
+                    times[name].append(timed(fns[index], args.steps))
+            entry = {name: {"images_per_s": args.batch_size / statistics.median(t),
+                            "ms_per_batch": 1e3 * statistics.median(t)} for name, t in times.items()}
+            if have_torch:
+                entry["ratio_npvae_over_torch"] = statistics.median(
+                    tt / tn for tn, tt in zip(times["npvae"], times["torch"]))
+            results[f"{kind}_{task}"] = entry
+            line = f"{kind.upper():4s} {task:9s}  npvae {entry['npvae']['images_per_s']:7.0f} img/s"
+            if have_torch:
+                line += (f"   torch {entry['torch']['images_per_s']:7.0f} img/s"
+                         f"   ratio {entry['ratio_npvae_over_torch']:.2f}")
+            print(line, flush=True)
+    results["numba_compile"] = compile_times()
+    print("numba: first step in a fresh process, cold cache {first_step_cold_cache_s:.1f} s, "
+          "warm cache {first_step_warm_cache_s:.1f} s".format(**results["numba_compile"]))
+    write_json(args.out, results)
+
+
+if __name__ == "__main__":
+    main()

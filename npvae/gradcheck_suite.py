@@ -1,0 +1,592 @@
+"""The named gradient checks: every layer, both losses, the reparameterisation, whole models.
+
+This is the one place the standard checks live. ``npvae gradcheck`` and the test suite
+(``tests/test_gradcheck_suite.py``) both call it, so what the command reports is exactly
+what the tests assert.
+
+Each entry of :data:`CHECKS` is a function ``check(rng, max_entries, tolerance, n_random)``
+returning a list of ``(Label, TensorCheck)``: the layer checked on the paper's shapes
+(Tables 1 and 2, batch 2) and on ``n_random`` configurations drawn from ``rng``. The
+single-configuration functions (``conv2d``, ``linear``, ...) are what those entries are
+made of, and what ``npvae gradcheck conv2d --in 3 --out 4 ...`` calls.
+
+Everything runs in float64 with central differences (npvae.gradcheck). A layer with
+output y is checked through L = sum(y * G) for a fixed random G; a loss is checked on
+its own scalar; a whole model through the training loss BCE + beta * KL with a fixed eps.
+Checks on 4-D tensors note their memory layout: ``NHWC mem`` means a channels-last
+array seen through an NCHW view, which is what the layers pass each other inside the
+models; ``NCHW`` is a plain C-ordered array. Both must give the same gradients.
+"""
+import math
+import time
+import zlib
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from .gradcheck import DEFAULT_STEP, DEFAULT_TOLERANCE, TensorCheck, finite_difference_check
+from .losses import BernoulliLoss, GaussianKL, gaussian_kl, kl_grad_sigma
+from .nn import (LOGVAR_MAX, LOGVAR_MIN, Conv2d, ConvTranspose2d, Flatten, Linear, ReLU,
+                 Reparameterize, Sigmoid, Unflatten)
+from .models.architecture import build_decoder, build_encoder
+
+DEFAULT_MAX_ENTRIES = 64     # entries checked per tensor (a random subset); None = all
+DEFAULT_RANDOM = 3           # random configurations per layer type
+MODEL_TOLERANCE = 1e-5       # a whole model: ~600 nats of loss, summed in float64
+BATCH = 2                    # the batch of the paper-shaped checks
+
+
+class Label(NamedTuple):
+    """What was checked: the layer (or loss, or model) and its configuration."""
+    layer: str
+    config: str
+
+    def __str__(self):
+        return f"{self.layer} [{self.config}]"
+
+    def __format__(self, spec):          # so npvae.gradcheck.format_table can print it
+        return format(str(self), spec)
+
+
+@dataclass
+class TimedCheck(TensorCheck):
+    """A TensorCheck that also knows how long its finite differences took."""
+    seconds: float = 0.0
+
+
+# -- the machinery every check shares ----------------------------------------------
+def fd_check(scalar_fn, tensors, analytic, rng, max_entries=DEFAULT_MAX_ENTRIES,
+             tolerance=DEFAULT_TOLERANCE, step=DEFAULT_STEP):
+    """npvae.gradcheck.finite_difference_check, one tensor at a time so each is timed."""
+    results = []
+    for name, array in tensors.items():
+        started = time.perf_counter()
+        (check,) = finite_difference_check(scalar_fn, {name: array}, {name: analytic[name]},
+                                           step, max_entries, rng, tolerance)
+        results.append(TimedCheck(check.tensor, check.error, check.checked, check.size,
+                                  check.tolerance, time.perf_counter() - started))
+    return results
+
+
+def _array(rng, shape, layout="NCHW", scale=1.0, low=None):
+    """A float64 test array, and the contiguous array underneath it that gets nudged.
+
+    layout "NHWC mem": a 4-D channels-last array seen as NCHW, like the models' activations.
+    ``low``: keep every entry at least this far from zero (for ReLU's kink).
+    """
+    if len(shape) == 4 and layout == "NHWC mem":
+        n, c, h, w = shape
+        base = rng.standard_normal((n, h, w, c)) * scale
+        view = base.transpose(0, 3, 1, 2)
+    else:
+        base = rng.standard_normal(shape) * scale
+        view = base
+    if low is not None:
+        np.copyto(base, np.sign(base) * (low + np.abs(base)))
+        base[base == 0] = low
+    return view, base
+
+
+def _to_base(grad, view, base):
+    """Express a gradient for ``view`` in the memory order of ``base``."""
+    if view is base:
+        return np.asarray(grad).reshape(base.shape)
+    return np.asarray(grad).transpose(0, 2, 3, 1)     # NCHW -> NHWC, as _array built it
+
+
+def check_layer(module, x_shape, rng, max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE,
+                 layout="NCHW", input_low=None, input_scale=1.0, step=DEFAULT_STEP):
+    """A layer's input gradient and parameter gradients, through L = sum(y * G).
+
+    Like npvae.gradcheck.check_module, plus: the input and G may be channels-last views,
+    and ``backward`` gets a copy of G (an in-place layer may overwrite its upstream
+    gradient, as ReLU(inplace=True) does).
+    """
+    module.to(np.float64)
+    x, x_base = _array(rng, x_shape, layout, input_scale, input_low)
+    out_shape = module.forward(x.copy(order="K") if getattr(module, "inplace", False) else x).shape
+    weights, _ = _array(rng, out_shape, layout)
+
+    def forward(inp):
+        return module.forward(inp.copy(order="K") if getattr(module, "inplace", False) else inp)
+
+    def scalar_fn():
+        return float(np.sum(forward(x) * weights))
+
+    module.zero_grad()
+    forward(x)
+    grad_x = module.backward(weights.copy())
+    tensors, analytic = {}, {}
+    if grad_x is not None:
+        tensors["input"], analytic["input"] = x_base, _to_base(grad_x, x, x_base)
+    for name, p in module.named_parameters():
+        tensors[name], analytic[name] = p.data, p.grad.copy()
+    return fd_check(scalar_fn, tensors, analytic, rng, max_entries, tolerance, step)
+
+
+def _shape_str(shape):
+    return "x".join(str(s) for s in shape)
+
+
+def _hw(value):
+    """An int or (h, w) -> 'h' when square, else 'hxw'."""
+    h, w = (value, value) if np.isscalar(value) else value
+    return f"{h}" if h == w else f"{h}x{w}"
+
+
+def _labelled(layer, config, checks):
+    label = Label(layer, config)
+    return [(label, c) for c in checks]
+
+
+# -- one configuration of each layer type -------------------------------------------
+def conv2d(rng, in_channels=3, out_channels=4, kernel=3, stride=1, padding=0, batch=BATCH,
+           size=8, layout="NCHW", bias=True, note="", max_entries=DEFAULT_MAX_ENTRIES,
+           tolerance=DEFAULT_TOLERANCE):
+    """Conv2d(in, out, kernel, stride, padding) on a (batch, in, size, size) input."""
+    h, w = (size, size) if np.isscalar(size) else size
+    layer = Conv2d(in_channels, out_channels, kernel, stride, padding, bias=bias, rng=rng, dtype=np.float64)
+    out = layer.output_shape((batch, in_channels, h, w))
+    config = (f"{in_channels}->{out_channels} k{_hw(kernel)} s{_hw(stride)} p{_hw(padding)}"
+              f"{'' if bias else ' nobias'}, {h}x{w}->{out[2]}x{out[3]}, N={batch}, {layout}{note}")
+    return _labelled("conv2d", config, check_layer(layer, (batch, in_channels, h, w), rng,
+                                                    max_entries, tolerance, layout))
+
+
+def convtranspose2d(rng, in_channels=3, out_channels=4, kernel=3, stride=1, padding=0,
+                    output_padding=0, batch=BATCH, size=5, layout="NCHW", bias=True, note="",
+                    max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE):
+    """ConvTranspose2d(in, out, kernel, stride, padding, output_padding) on (batch, in, size, size)."""
+    h, w = (size, size) if np.isscalar(size) else size
+    layer = ConvTranspose2d(in_channels, out_channels, kernel, stride, padding, output_padding,
+                            bias=bias, rng=rng, dtype=np.float64)
+    out = layer.output_shape((batch, in_channels, h, w))
+    config = (f"{in_channels}->{out_channels} k{_hw(kernel)} s{_hw(stride)} p{_hw(padding)} "
+              f"op{_hw(output_padding)}{'' if bias else ' nobias'}, {h}x{w}->{out[2]}x{out[3]}, "
+              f"N={batch}, {layout}{note}")
+    return _labelled("convtranspose2d", config,
+                     check_layer(layer, (batch, in_channels, h, w), rng, max_entries, tolerance, layout))
+
+
+def linear(rng, in_features=5, out_features=4, batch=BATCH, bias=True, note="",
+           max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE):
+    """Linear(in, out) on a (batch, in) input."""
+    layer = Linear(in_features, out_features, bias=bias, rng=rng, dtype=np.float64)
+    config = f"{in_features}->{out_features}{'' if bias else ' nobias'}, N={batch}{note}"
+    return _labelled("linear", config, check_layer(layer, (batch, in_features), rng, max_entries, tolerance))
+
+
+def relu(rng, shape=(BATCH, 3, 5, 5), inplace=False, layout="NCHW", note="",
+         max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE):
+    """ReLU on an input whose entries all stay at least 0.05 away from the kink at 0."""
+    layout = layout if len(shape) == 4 else "-"
+    config = f"{_shape_str(shape)}{', inplace' if inplace else ''}, {layout}{note}"
+    return _labelled("relu", config, check_layer(ReLU(inplace=inplace), shape, rng, max_entries,
+                                                  tolerance, layout, input_low=0.05))
+
+
+def sigmoid(rng, shape=(BATCH, 1, 28, 28), scale=4.0, layout="NCHW", note="",
+            max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE):
+    """Sigmoid on inputs of spread ``scale`` (large |x| takes the overflow-free branch)."""
+    layout = layout if len(shape) == 4 else "-"
+    config = f"{_shape_str(shape)}, x~N(0,{scale:g}^2), {layout}{note}"
+    return _labelled("sigmoid", config, check_layer(Sigmoid(), shape, rng, max_entries, tolerance,
+                                                     layout, input_scale=scale))
+
+
+def flatten(rng, shape=(BATCH, 128, 4, 4), layout="NCHW", note="",
+            max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE):
+    config = f"{_shape_str(shape)}->{shape[0]}x{math.prod(shape[1:])}, {layout}{note}"
+    return _labelled("flatten", config, check_layer(Flatten(), shape, rng, max_entries, tolerance, layout))
+
+
+def unflatten(rng, batch=BATCH, shape=(128, 4, 4), note="",
+              max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE):
+    config = f"{batch}x{math.prod(shape)}->{batch}x{_shape_str(shape)}{note}"
+    return _labelled("unflatten", config, check_layer(Unflatten(shape), (batch, math.prod(shape)), rng,
+                                                       max_entries, tolerance))
+
+
+def bce(rng, shape=(BATCH, 1, 28, 28), binary=False, grad=1.0, note="",
+        max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE):
+    """BernoulliLoss (sigmoid fused into BCE): d(grad * loss)/dlogits = grad * (sigmoid(l) - x) / N."""
+    logits = rng.standard_normal(shape) * 3
+    target = (rng.random(shape) < 0.3).astype(np.float64) if binary else rng.random(shape)
+    loss = BernoulliLoss()
+
+    def scalar_fn():
+        return grad * loss.forward(logits, target)
+
+    loss.forward(logits, target)
+    analytic = {"logits": loss.backward(grad).copy()}
+    config = f"{_shape_str(shape)}, {'binary' if binary else 'real'} targets, grad {grad:g}{note}"
+    return _labelled("bce", config, fd_check(scalar_fn, {"logits": logits}, analytic, rng,
+                                             max_entries, tolerance))
+
+
+def kl(rng, batch=BATCH, latent_dim=2, beta=1.0, clamped=False, note="",
+       max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE):
+    """GaussianKL: d(beta * KL)/dmu = beta mu / N, d(beta * KL)/dlogvar = beta (exp(logvar) - 1) / (2N).
+
+    ``clamped``: some logvar entries lie beyond the clamp [-30, 20], where both the loss
+    and its gradient are flat.
+    """
+    mu = rng.standard_normal((batch, latent_dim))
+    logvar = rng.standard_normal((batch, latent_dim))
+    if clamped:
+        _push_outside_clamp(rng, logvar)
+    loss = GaussianKL()
+
+    def scalar_fn():
+        return beta * loss.forward(mu, logvar)
+
+    loss.forward(mu, logvar)
+    grad_mu, grad_logvar = loss.backward(beta)
+    config = f"N={batch}, d={latent_dim}, beta {beta:g}{', clamped logvar' if clamped else ''}{note}"
+    return _labelled("kl", config, fd_check(scalar_fn, {"mu": mu, "logvar": logvar},
+                                            {"mu": grad_mu, "logvar": grad_logvar}, rng,
+                                            max_entries, tolerance))
+
+
+def kl_sigma(rng, batch=BATCH, latent_dim=2, note="", max_entries=DEFAULT_MAX_ENTRIES,
+             tolerance=DEFAULT_TOLERANCE):
+    """The paper's form (eq. 22-23): dKL/dmu = mu, dKL/dsigma = sigma - 1/sigma (summed KL)."""
+    mu = rng.standard_normal((batch, latent_dim))
+    sigma = np.exp(rng.uniform(-1.5, 1.5, (batch, latent_dim)))
+
+    def scalar_fn():
+        return float(np.sum(gaussian_kl(mu, 2 * np.log(sigma))))
+
+    grad_mu, grad_sigma = kl_grad_sigma(mu, sigma)
+    config = f"N={batch}, d={latent_dim}, sigma form (eq. 22-23){note}"
+    return _labelled("kl", config, fd_check(scalar_fn, {"mu": mu, "sigma": sigma},
+                                            {"mu": grad_mu, "sigma": grad_sigma}, rng,
+                                            max_entries, tolerance))
+
+
+def reparameterize(rng, batch=BATCH, latent_dim=2, clamped=False, note="",
+                   max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE):
+    """z = mu + exp(logvar / 2) * eps with eps fixed, through L = sum(z * G)."""
+    layer = Reparameterize()
+    mu = rng.standard_normal((batch, latent_dim))
+    logvar = rng.standard_normal((batch, latent_dim))
+    if clamped:
+        _push_outside_clamp(rng, logvar)
+    eps = rng.standard_normal((batch, latent_dim))
+    weights = rng.standard_normal((batch, latent_dim))
+
+    def scalar_fn():
+        return float(np.sum(layer.forward(mu, logvar, eps) * weights))
+
+    layer.forward(mu, logvar, eps)
+    grad_mu, grad_logvar = layer.backward(weights.copy())
+    config = f"N={batch}, d={latent_dim}, fixed eps{', clamped logvar' if clamped else ''}{note}"
+    return _labelled("reparameterize", config,
+                     fd_check(scalar_fn, {"mu": mu, "logvar": logvar},
+                              {"mu": np.array(grad_mu), "logvar": grad_logvar}, rng, max_entries, tolerance))
+
+
+def _push_outside_clamp(rng, logvar):
+    """Move about a third of the entries (at least one) well beyond [LOGVAR_MIN, LOGVAR_MAX]."""
+    flat = logvar.reshape(-1)
+    chosen = rng.choice(flat.size, size=max(1, flat.size // 3), replace=False)
+    low = rng.random(chosen.size) < 0.5
+    flat[chosen] = np.where(low, LOGVAR_MIN - rng.uniform(1, 10, chosen.size),
+                            LOGVAR_MAX + rng.uniform(1, 10, chosen.size))
+
+
+def encoder(rng, in_channels=1, batch=BATCH, note="", max_entries=DEFAULT_MAX_ENTRIES,
+            tolerance=DEFAULT_TOLERANCE):
+    """The paper's encoder (Table 1) as one Sequential, input gradient included."""
+    net = build_encoder(in_channels, rng)
+    net[0].requires_input_grad = True           # the model skips it; check it here anyway
+    config = f"Table 1, {in_channels}x28x28->2048, N={batch}{note}"
+    return _labelled("encoder", config, check_layer(net, (batch, in_channels, 28, 28), rng,
+                                                     max_entries, tolerance))
+
+
+def decoder(rng, input_dim=2, batch=BATCH, note="", max_entries=DEFAULT_MAX_ENTRIES,
+            tolerance=DEFAULT_TOLERANCE):
+    """The paper's decoder (Table 2) as one Sequential, up to the logits."""
+    net = build_decoder(input_dim, rng)
+    config = f"Table 2, {input_dim}->1x28x28 logits, N={batch}{note}"
+    return _labelled("decoder", config, check_layer(net, (batch, input_dim), rng, max_entries, tolerance))
+
+
+def model(rng, kind="vae", latent_dim=2, batch=BATCH, beta=0.5, max_entries=DEFAULT_MAX_ENTRIES,
+          tolerance=MODEL_TOLERANCE, note=""):
+    """A whole VAE or CVAE end to end in float64: L = BCE(x, sigmoid(logits)) + beta * KL.
+
+    eps is drawn once and held fixed, so L is a deterministic function of the parameters.
+    The analytic gradient is the training step's: forward, both losses' backward,
+    ``model.backward`` (decoder, reparameterisation, heads, encoder).
+    """
+    from .models import CVAE, VAE           # noqa: PLC0415 (models import nn; keep import light)
+
+    net = (CVAE if kind == "cvae" else VAE)(latent_dim=latent_dim, rng=rng, dtype=np.float64)
+    x = rng.random((batch, 1, 28, 28))
+    labels = rng.integers(0, 10, batch) if kind == "cvae" else None
+    eps = rng.standard_normal((batch, latent_dim))
+    recon, divergence = BernoulliLoss(), GaussianKL()
+
+    def scalar_fn():
+        logits, mu, logvar = net.forward(x, eps, labels)
+        return recon.forward(logits, x) + beta * divergence.forward(mu, logvar)
+
+    net.zero_grad()
+    scalar_fn()
+    grad_mu, grad_logvar = divergence.backward(beta)
+    net.backward(recon.backward(), grad_mu, grad_logvar)
+    tensors = {name: p.data for name, p in net.named_parameters()}
+    analytic = {name: p.grad.copy() for name, p in net.named_parameters()}
+    config = f"latent {latent_dim}, N={batch}, beta {beta:g}, fixed eps{note}"
+    return _labelled(kind, config, fd_check(scalar_fn, tensors, analytic, rng, max_entries, tolerance))
+
+
+# Single configurations by name: what `npvae gradcheck LAYER --flags` calls.
+SINGLE = {
+    "conv2d": conv2d, "convtranspose2d": convtranspose2d, "linear": linear, "relu": relu,
+    "sigmoid": sigmoid, "flatten": flatten, "unflatten": unflatten, "bce": bce, "kl": kl,
+    "reparameterize": reparameterize, "encoder": encoder, "decoder": decoder,
+}
+
+
+# -- random configurations ---------------------------------------------------------
+def _layout(rng):
+    return "NHWC mem" if rng.random() < 0.5 else "NCHW"
+
+
+def random_conv2d(rng):
+    kh, kw = (int(k) for k in rng.integers(1, 6, 2))
+    if rng.random() < 0.5:
+        kw = kh
+    stride = tuple(int(s) for s in rng.integers(1, 4, 2))
+    padding = tuple(int(rng.integers(0, k)) for k in (kh, kw))
+    h = int(rng.integers(max(1, kh - 2 * padding[0]), kh - 2 * padding[0] + 9))
+    w = int(rng.integers(max(1, kw - 2 * padding[1]), kw - 2 * padding[1] + 9))
+    return dict(in_channels=int(rng.integers(1, 5)), out_channels=int(rng.integers(1, 6)),
+                kernel=(kh, kw), stride=stride, padding=padding, batch=int(rng.integers(1, 4)),
+                size=(h, w), layout=_layout(rng), bias=bool(rng.random() < 0.8))
+
+
+def random_convtranspose2d(rng):
+    while True:
+        kh, kw = (int(k) for k in rng.integers(1, 6, 2))
+        stride = tuple(int(s) for s in rng.integers(1, 4, 2))
+        padding = tuple(int(rng.integers(0, k)) for k in (kh, kw))
+        output_padding = tuple(int(rng.integers(0, s)) for s in stride)
+        h, w = (int(v) for v in rng.integers(1, 7, 2))
+        out_h = (h - 1) * stride[0] - 2 * padding[0] + kh + output_padding[0]
+        out_w = (w - 1) * stride[1] - 2 * padding[1] + kw + output_padding[1]
+        if out_h >= 1 and out_w >= 1:
+            break
+    return dict(in_channels=int(rng.integers(1, 5)), out_channels=int(rng.integers(1, 6)),
+                kernel=(kh, kw), stride=stride, padding=padding, output_padding=output_padding,
+                batch=int(rng.integers(1, 4)), size=(h, w), layout=_layout(rng),
+                bias=bool(rng.random() < 0.8))
+
+
+def _random_shape(rng):
+    if rng.random() < 0.3:
+        return (int(rng.integers(1, 4)), int(rng.integers(1, 40)))
+    return tuple(int(v) for v in rng.integers(1, 7, 4))
+
+
+# -- the registry --------------------------------------------------------------------
+CHECKS = {}
+DESCRIPTIONS = {}
+
+
+def register(name, description):
+    def decorate(fn):
+        CHECKS[name], DESCRIPTIONS[name] = fn, description
+        return fn
+    return decorate
+
+
+@register("linear", "Linear: fc_mu/fc_logvar 2048->2, decoder 2->2048 (CVAE 12->2048), random")
+def check_linear(rng, max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE, n_random=DEFAULT_RANDOM):
+    kw = dict(max_entries=max_entries, tolerance=tolerance)
+    rows = linear(rng, 2048, 2, note=" (fc_mu, fc_logvar)", **kw)
+    rows += linear(rng, 2, 2048, note=" (VAE decoder.0)", **kw)
+    rows += linear(rng, 12, 2048, note=" (CVAE decoder.0)", **kw)
+    for _ in range(n_random):
+        rows += linear(rng, int(rng.integers(1, 40)), int(rng.integers(1, 40)), int(rng.integers(1, 5)),
+                       bias=bool(rng.random() < 0.8), note=" (random)", **kw)
+    return rows
+
+
+@register("conv2d", "Conv2d: the encoder's three convolutions (and the CVAE's 11-channel one), random")
+def check_conv2d(rng, max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE, n_random=DEFAULT_RANDOM):
+    kw = dict(max_entries=max_entries, tolerance=tolerance)
+    rows = conv2d(rng, 1, 32, 4, 2, 1, size=28, layout="NCHW", note=" (encoder.0)", **kw)
+    rows += conv2d(rng, 11, 32, 4, 2, 1, size=28, layout="NCHW", note=" (CVAE encoder.0)", **kw)
+    rows += conv2d(rng, 32, 64, 4, 2, 1, size=14, layout="NHWC mem", note=" (encoder.2)", **kw)
+    rows += conv2d(rng, 64, 128, 3, 2, 1, size=7, layout="NHWC mem", note=" (encoder.4)", **kw)
+    for _ in range(n_random):
+        rows += conv2d(rng, **random_conv2d(rng), note=" (random)", **kw)
+    return rows
+
+
+@register("convtranspose2d", "ConvTranspose2d: the decoder's three transposed convolutions, random")
+def check_convtranspose2d(rng, max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE,
+                          n_random=DEFAULT_RANDOM):
+    kw = dict(max_entries=max_entries, tolerance=tolerance)
+    rows = convtranspose2d(rng, 128, 64, 3, 2, 1, size=4, layout="NCHW", note=" (decoder.3)", **kw)
+    rows += convtranspose2d(rng, 64, 32, 4, 2, 1, size=7, layout="NHWC mem", note=" (decoder.5)", **kw)
+    rows += convtranspose2d(rng, 32, 1, 4, 2, 1, size=14, layout="NHWC mem", note=" (decoder.7)", **kw)
+    for _ in range(n_random):
+        rows += convtranspose2d(rng, **random_convtranspose2d(rng), note=" (random)", **kw)
+    return rows
+
+
+@register("relu", "ReLU, plain and in place, on the encoder's activations and random shapes")
+def check_relu(rng, max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE, n_random=DEFAULT_RANDOM):
+    kw = dict(max_entries=max_entries, tolerance=tolerance)
+    rows = relu(rng, (BATCH, 32, 14, 14), layout="NHWC mem", note=" (encoder.1)", **kw)
+    rows += relu(rng, (BATCH, 64, 7, 7), inplace=True, layout="NHWC mem", note=" (encoder.3)", **kw)
+    rows += relu(rng, (BATCH, 2048), inplace=True, note=" (decoder.1)", **kw)
+    for _ in range(n_random):
+        rows += relu(rng, _random_shape(rng), inplace=bool(rng.random() < 0.5), layout=_layout(rng),
+                     note=" (random)", **kw)
+    return rows
+
+
+@register("sigmoid", "Sigmoid on the decoder's output shape, random shapes and spreads")
+def check_sigmoid(rng, max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE, n_random=DEFAULT_RANDOM):
+    kw = dict(max_entries=max_entries, tolerance=tolerance)
+    rows = sigmoid(rng, (BATCH, 1, 28, 28), note=" (decoder output)", **kw)
+    for _ in range(n_random):
+        rows += sigmoid(rng, _random_shape(rng), scale=float(rng.choice([1.0, 4.0, 15.0])),
+                        layout=_layout(rng), note=" (random)", **kw)
+    return rows
+
+
+@register("reshape", "Flatten and Unflatten between the convolutions and the linear layers")
+def check_reshape(rng, max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE, n_random=DEFAULT_RANDOM):
+    kw = dict(max_entries=max_entries, tolerance=tolerance)
+    rows = flatten(rng, (BATCH, 128, 4, 4), layout="NHWC mem", note=" (encoder.6)", **kw)
+    rows += unflatten(rng, BATCH, (128, 4, 4), note=" (decoder.2)", **kw)
+    for _ in range(n_random):
+        shape = tuple(int(v) for v in rng.integers(1, 6, 4))
+        rows += flatten(rng, shape, layout=_layout(rng), note=" (random)", **kw)
+    return rows
+
+
+@register("bce", "BernoulliLoss (BCE fused with the sigmoid), from logits")
+def check_bce(rng, max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE, n_random=DEFAULT_RANDOM):
+    kw = dict(max_entries=max_entries, tolerance=tolerance)
+    rows = bce(rng, (BATCH, 1, 28, 28), note=" (paper)", **kw)
+    rows += bce(rng, (BATCH, 1, 28, 28), binary=True, note=" (paper)", **kw)
+    for _ in range(n_random):
+        shape = (int(rng.integers(1, 5)),) + tuple(int(v) for v in rng.integers(1, 9, int(rng.integers(1, 4))))
+        rows += bce(rng, shape, binary=bool(rng.random() < 0.5),
+                    grad=float(rng.choice([1.0, 0.3, 2.5])), note=" (random)", **kw)
+    return rows
+
+
+@register("kl", "GaussianKL against N(0, I), logvar form (the code's) and sigma form (eq. 22-23)")
+def check_kl(rng, max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE, n_random=DEFAULT_RANDOM):
+    kw = dict(max_entries=max_entries, tolerance=tolerance)
+    rows = kl(rng, BATCH, 2, note=" (paper)", **kw)
+    rows += kl(rng, BATCH, 2, beta=0.3, note=" (warm-up)", **kw)
+    rows += kl_sigma(rng, BATCH, 2, note=" (paper)", **kw)
+    rows += kl(rng, 4, 6, clamped=True, **kw)
+    for _ in range(n_random):
+        rows += kl(rng, int(rng.integers(1, 9)), int(rng.integers(1, 17)),
+                   beta=float(rng.uniform(0, 2)), note=" (random)", **kw)
+    return rows
+
+
+@register("reparameterize", "Reparameterize: z = mu + exp(logvar/2) * eps, eps fixed")
+def check_reparameterize(rng, max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE,
+                         n_random=DEFAULT_RANDOM):
+    kw = dict(max_entries=max_entries, tolerance=tolerance)
+    rows = reparameterize(rng, BATCH, 2, note=" (paper)", **kw)
+    rows += reparameterize(rng, 4, 6, clamped=True, **kw)
+    for _ in range(n_random):
+        rows += reparameterize(rng, int(rng.integers(1, 9)), int(rng.integers(1, 17)), note=" (random)", **kw)
+    return rows
+
+
+@register("encoder", "The paper's encoder (Table 1) as one Sequential, VAE and CVAE inputs")
+def check_encoder(rng, max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE, n_random=DEFAULT_RANDOM):
+    kw = dict(max_entries=max_entries, tolerance=tolerance)
+    return encoder(rng, 1, note=" (VAE)", **kw) + encoder(rng, 11, note=" (CVAE)", **kw)
+
+
+@register("decoder", "The paper's decoder (Table 2) as one Sequential, VAE and CVAE inputs")
+def check_decoder(rng, max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE, n_random=DEFAULT_RANDOM):
+    kw = dict(max_entries=max_entries, tolerance=tolerance)
+    return decoder(rng, 2, note=" (VAE)", **kw) + decoder(rng, 12, note=" (CVAE)", **kw)
+
+
+@register("vae", "The whole VAE end to end, float64, fixed eps: BCE + beta * KL")
+def check_vae(rng, max_entries=DEFAULT_MAX_ENTRIES, tolerance=MODEL_TOLERANCE, n_random=DEFAULT_RANDOM):
+    return model(rng, "vae", max_entries=max_entries, tolerance=tolerance)
+
+
+@register("cvae", "The whole CVAE end to end, float64, fixed eps: BCE + beta * KL")
+def check_cvae(rng, max_entries=DEFAULT_MAX_ENTRIES, tolerance=MODEL_TOLERANCE, n_random=DEFAULT_RANDOM):
+    return model(rng, "cvae", max_entries=max_entries, tolerance=tolerance)
+
+
+def check_rng(seed, name):
+    """Each named check has its own stream, so running one alone reproduces it exactly."""
+    return np.random.default_rng([seed, zlib.crc32(name.encode())])
+
+
+def run(names=None, seed=0, max_entries=DEFAULT_MAX_ENTRIES, tolerance=None, n_random=DEFAULT_RANDOM,
+        on_rows=None):
+    """Run the named checks (all by default); returns every (Label, TensorCheck).
+
+    ``tolerance`` None keeps each check's own (1e-6 for layers and losses, 1e-5 for whole
+    models). ``on_rows(rows)`` is called after each configuration, to print as results come.
+    """
+    names = list(CHECKS) if not names else list(names)
+    unknown = [n for n in names if n not in CHECKS]
+    if unknown:
+        raise ValueError(f"unknown check(s) {', '.join(unknown)}; expected some of {', '.join(CHECKS)}")
+    rows = []
+    for name in names:
+        kw = {} if tolerance is None else {"tolerance": tolerance}
+        new = CHECKS[name](check_rng(seed, name), max_entries=max_entries, n_random=n_random, **kw)
+        rows += new
+        if on_rows is not None:
+            on_rows(new)
+    return rows
+
+
+def failures(rows):
+    return [(label, check) for label, check in rows if not check.passed]
+
+
+# -- printing ------------------------------------------------------------------------
+HEADER = (f"{'layer':<16} {'configuration':<52} {'tensor':<16} {'entries':>11} "
+          f"{'worst rel.err':>13}  {'result':<6} {'time':>7}")
+
+
+def format_row(label, check):
+    seconds = getattr(check, "seconds", float("nan"))
+    return (f"{label.layer:<16} {label.config:<52} {check.tensor:<16} "
+            f"{f'{check.checked}/{check.size}':>11} {check.error:>13.2e}  "
+            f"{'ok' if check.passed else 'FAIL':<6} {seconds:>6.2f}s")
+
+
+def summary(rows, seconds=None):
+    """One paragraph: counts, the worst error and where, the failures."""
+    if not rows:
+        return "no checks run"
+    bad = failures(rows)
+    worst_label, worst_check = max(rows, key=lambda r: (not np.isfinite(r[1].error), r[1].error))
+    configs = len({label for label, _ in rows})
+    lines = [f"{len(rows)} tensors in {configs} configurations: "
+             f"{len(rows) - len(bad)} passed, {len(bad)} failed"
+             + (f" ({seconds:.1f} s)" if seconds is not None else ""),
+             f"worst relative error {worst_check.error:.2e} (tolerance {worst_check.tolerance:.0e}): "
+             f"{worst_label.layer} [{worst_label.config}] {worst_check.tensor}"]
+    for label, check in bad:
+        lines.append(f"FAIL {label.layer} [{label.config}] {check.tensor}: relative error "
+                     f"{check.error:.2e} > tolerance {check.tolerance:.0e}")
+    return "\n".join(lines)

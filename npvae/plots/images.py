@@ -1,0 +1,115 @@
+"""House style, image mosaics, and the two plain image figures: reconstructions and prior samples.
+
+Digits are drawn dark-on-light everywhere (``CMAP = "gray_r"``, 0 = paper, 1 = ink),
+with a light-grey gap between cells. Figures use matplotlib's object-oriented API on an
+Agg canvas: nothing here ever opens a window or touches pyplot's global state.
+"""
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+CMAP = "gray_r"
+GAP_VALUE = 0.22  # the gaps between digits: light grey on white paper
+PAD = 2           # pixels between cells
+SEPARATOR = 8     # pixels of an extra gap that sets a column apart (real vs generated)
+DPI = 110
+CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")  # tab10
+
+
+def new_figure(width, height, layout="constrained"):
+    fig = Figure(figsize=(width, height), layout=layout)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig, path):
+    fig.savefig(path, dpi=DPI, facecolor="white")
+
+
+def _starts(count, size, separate_after):
+    """Pixel offset of each cell along one axis, and the total length."""
+    starts, position = [], PAD
+    for index in range(count):
+        starts.append(position)
+        position += size + PAD + (SEPARATOR if index in separate_after else 0)
+    return starts, position
+
+
+def mosaic(images, nrows, ncols, separate_after=()):
+    """(nrows * ncols, h, w) images in row-major order -> one 2-D array, and the cell centres
+    (x of each column, y of each row) in its pixel coordinates."""
+    images = np.asarray(images, dtype=np.float32)
+    h, w = images.shape[-2:]
+    images = images.reshape(nrows, ncols, h, w)
+    xs, width = _starts(ncols, w, set(separate_after))
+    ys, height = _starts(nrows, h, set())
+    out = np.full((height, width), GAP_VALUE, dtype=np.float32)
+    for r in range(nrows):
+        for c in range(ncols):
+            out[ys[r]:ys[r] + h, xs[c]:xs[c] + w] = images[r, c]
+    centres = ([x + (w - 1) / 2 for x in xs], [y + (h - 1) / 2 for y in ys])
+    return out, centres
+
+
+def show_digits(ax, images, nrows, ncols, title=None, row_labels=None, col_labels=None,
+                separate_after=(), xlabel=None, ylabel=None):
+    """Draw a mosaic of digit images on ``ax``, labelled by row and column when given;
+    returns the cell centres (x of each column, y of each row) in data coordinates."""
+    grid, (xs, ys) = mosaic(images, nrows, ncols, separate_after)
+    ax.imshow(grid, cmap=CMAP, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks(xs if col_labels is not None else [])
+    ax.set_yticks(ys if row_labels is not None else [])
+    if col_labels is not None:
+        ax.set_xticklabels(col_labels)
+    if row_labels is not None:
+        ax.set_yticklabels(row_labels)
+    ax.tick_params(length=0, labelsize=9)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=11)
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    return xs, ys
+
+
+def reconstructions_figure(run, rng, blocks=3, per_row=12):
+    """Figure 2: random test digits (rows 'input') above their reconstructions (decoded means)."""
+    images, labels = run.test
+    pick = rng.choice(len(images), size=blocks * per_row, replace=False)
+    x, y = images[pick], labels[pick]
+    recon = run.decode(run.encode_means(x, y), y)
+    rows, names = [], []
+    for b in range(blocks):
+        part = slice(b * per_row, (b + 1) * per_row)
+        rows += [x[part] / 255.0, recon[part]]
+        names += ["test digit", "reconstruction"]
+    fig = new_figure(10, 0.85 * 2 * blocks + 1.0)
+    ax = fig.add_subplot()
+    given = " (label given to encoder and decoder)" if run.conditional else ""
+    show_digits(ax, np.concatenate(rows), 2 * blocks, per_row, row_labels=names,
+                title=f"{run.kind.upper()} reconstructions{given}: each test digit above the "
+                      f"decoding of its posterior mean")
+    return fig
+
+
+def prior_samples_figure(run, rng, side=10):
+    """Figure 6: z ~ N(0, I) decoded (a CVAE decodes each with a random label, shown)."""
+    z = rng.standard_normal((side * side, run.latent_dim))
+    if run.conditional:
+        labels = rng.integers(0, run.model.num_classes, size=side * side)
+        title = "CVAE samples from the prior: $z \\sim \\mathcal{N}(0, I)$, random labels (in the corner)"
+    else:
+        labels = None
+        title = "VAE samples from the prior: $z \\sim \\mathcal{N}(0, I)$ decoded"
+    fig = new_figure(7.2, 7.6)
+    ax = fig.add_subplot()
+    xs, ys = show_digits(ax, run.decode(z, labels), side, side, title=title)
+    if run.conditional:
+        for k, label in enumerate(labels):
+            ax.text(xs[k % side] - 12.5, ys[k // side] - 12.5, str(label), fontsize=7,
+                    color=CLASS_COLORS[label], ha="left", va="top", fontweight="bold")
+    return fig

@@ -1,0 +1,169 @@
+"""A trained run opened for plotting: its config, metrics, model and test set, checked up front.
+
+Everything a figure needs from the model goes through the batched helpers here
+(``encode_means``, ``decode``), which call the model on chunks of ``BATCH`` images:
+never one Python call per image.
+"""
+import json
+import os
+
+import numpy as np
+
+from ..checkpoint import load_model
+from ..data import load_dataset, to_float
+from ..nn import sigmoid
+from ..train import read_metrics
+
+BATCH = 1000
+LATENT_POINTS = 5000  # test digits shown in the latent-space figures (paper Fig. 2)
+
+MNIST_NAMES = tuple(str(k) for k in range(10))
+FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+def class_names(dataset):
+    return FASHION_NAMES if dataset == "fashion-mnist" else MNIST_NAMES
+
+
+def read_config(run_dir):
+    """RUN_DIR/config.json as a dict, with errors that name the file."""
+    if not os.path.isdir(run_dir):
+        raise FileNotFoundError(f"{run_dir}: no such run directory")
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: missing; is {run_dir} a run directory made by `npvae train`?")
+    try:
+        with open(path) as f:
+            config = json.load(f)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: not a readable JSON configuration ({error})") from None
+    if not isinstance(config, dict) or config.get("model") not in ("vae", "cvae"):
+        raise ValueError(f"{path}: not an npvae training configuration (no 'model': 'vae' or 'cvae')")
+    return config
+
+
+def read_run_metrics(run_dir):
+    """RUN_DIR/metrics.csv rows; at least one finished epoch is required."""
+    rows = read_metrics(run_dir)
+    if not rows:
+        raise ValueError(f"{os.path.join(run_dir, 'metrics.csv')}: holds no finished epoch")
+    return rows
+
+
+def principal_axes(points, k=2):
+    """(d, min(k, d)) orthonormal principal directions of ``points`` (numpy SVD of the
+    centred points), each signed so its largest-magnitude component is positive, and the
+    fraction of the variance each explains."""
+    centred = points - points.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
+    k = min(k, points.shape[1])
+    axes = vt[:k].T
+    signs = np.sign(axes[np.argmax(np.abs(axes), axis=0), np.arange(k)])
+    axes = axes * np.where(signs == 0, 1, signs)
+    explained = s[:k] ** 2 / max(float(np.sum(s ** 2)), 1e-30)
+    return axes, explained
+
+
+class Run:
+    """``Run(run_dir, seed=0, dataset_root=None)``: raises FileNotFoundError / ValueError
+    (CheckpointError included) with a message naming the file, before any figure is drawn."""
+
+    def __init__(self, run_dir, seed=0, dataset_root=None):
+        self.run_dir = run_dir
+        self.seed = int(seed)
+        self.dataset_root = dataset_root
+        self.config = read_config(run_dir)
+        self.metrics = read_run_metrics(run_dir)
+        self.model = load_model(run_dir, expect_kind=self.config["model"])
+        self.model_file = next(name for name in ("model.npz", "checkpoint.npz")
+                               if os.path.exists(os.path.join(run_dir, name)))
+        self.kind = self.model.kind
+        self.latent_dim = self.model.latent_dim
+        self.dataset = self.config.get("dataset", "mnist")
+        self.class_names = class_names(self.dataset)
+        self._test = None
+        self._latent = None
+
+    @property
+    def conditional(self):
+        return self.kind == "cvae"
+
+    def rng(self, figure):
+        """An independent stream per figure: a figure's picture does not depend on which
+        other figures were drawn, or in which order."""
+        return np.random.default_rng([self.seed, figure])
+
+    # -- data ---------------------------------------------------------------------
+    @property
+    def test(self):
+        """(images uint8 (N, 28, 28), labels int64 (N,)) of the run's data set's test split."""
+        if self._test is None:
+            images, labels = load_dataset(self.dataset, "test", root=self.dataset_root)
+            self._test = images, labels.astype(np.int64)
+        return self._test
+
+    def examples(self, label, count, rng):
+        """Indices of ``count`` distinct test images of class ``label``, drawn with ``rng``."""
+        candidates = np.flatnonzero(self.test[1] == label)
+        return rng.choice(candidates, size=count, replace=False)
+
+    # -- batched model calls -------------------------------------------------------
+    def encode_means(self, images, labels):
+        """uint8 images (N, 28, 28) -> posterior means (N, d), in chunks of BATCH."""
+        out = [self.model.encode(to_float(images[i:i + BATCH], self.model.dtype),
+                                 None if not self.conditional else labels[i:i + BATCH])[0]
+               for i in range(0, len(images), BATCH)]
+        return np.concatenate(out) if out else np.zeros((0, self.latent_dim), self.model.dtype)
+
+    def decode(self, z, labels=None):
+        """z (N, d) -> pixel probabilities (N, 28, 28); ``labels`` (N,) ints or one int (CVAE)."""
+        z = np.asarray(z, dtype=self.model.dtype)
+        if self.conditional:
+            labels = np.broadcast_to(np.asarray(labels, dtype=np.int64), (len(z),))
+        out = [self.model.decode(z[i:i + BATCH], None if labels is None else labels[i:i + BATCH])
+               for i in range(0, len(z), BATCH)]
+        return np.concatenate(out)[:, 0]
+
+    def decode_mixed(self, z, weights):
+        """CVAE only: decode with a soft condition, ``weights`` (N, classes) rows summing to 1
+        (the decoder's input is [z, one-hot], section 3.2.1, so a blend of two one-hots is a
+        point on the line between two conditions)."""
+        z = np.asarray(z, dtype=self.model.dtype)
+        inputs = np.concatenate([z, np.asarray(weights, dtype=self.model.dtype)], axis=1)
+        out = [sigmoid(self.model.decoder.forward(inputs[i:i + BATCH]))
+               for i in range(0, len(inputs), BATCH)]
+        return np.concatenate(out)[:, 0]
+
+    # -- the latent space of the test set --------------------------------------------
+    def latent(self):
+        """Means of a seeded sample of LATENT_POINTS test digits, their labels, the 2-D
+        projection used by every latent figure, and its axis names.
+
+        d = 2: the latent coordinates themselves. d > 2: the first two principal directions
+        of these means (numpy SVD); coordinates are z . v (not centred), so the same numbers
+        address the traversal grid, whose other principal coordinates are 0.
+        d = 1: a single axis.
+        """
+        if self._latent is None:
+            images, labels = self.test
+            rng = self.rng(0)
+            pick = np.sort(rng.choice(len(images), size=min(LATENT_POINTS, len(images)), replace=False))
+            means = self.encode_means(images[pick], labels[pick])
+            if self.latent_dim <= 2:
+                axes = np.eye(self.latent_dim)
+                names = [f"$z_{k + 1}$" for k in range(self.latent_dim)]
+            else:
+                axes, explained = principal_axes(means)
+                names = [f"PC {k + 1} of the means ({100 * e:.0f}% of variance)"
+                         for k, e in enumerate(explained)]
+            self._latent = {"means": means, "labels": labels[pick], "axes": axes,
+                            "coords": means.astype(np.float64) @ axes, "names": names}
+        return self._latent
+
+    def plane(self, a, b):
+        """Latent vectors (N, d) at coordinates (a, b) of the 2-D plane of ``latent()``
+        (other principal coordinates 0); with d = 1, only ``a`` is used."""
+        axes = self.latent()["axes"]
+        coords = np.stack([np.asarray(a, float), np.asarray(b, float)], axis=-1)[..., :axes.shape[1]]
+        return coords @ axes.T

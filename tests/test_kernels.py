@@ -1,0 +1,249 @@
+"""The Numba im2col/col2im kernels against their NumPy references, and against hand-worked
+examples (so a bug shared by a kernel and its reference is still caught).
+
+Layout under test: cols[(n, oh, ow), (c, i, j)] = x_padded[n, c, oh*sh + i, ow*sw + j].
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from npvae.kernels import col2im, col2im_reference, conv_output_size, im2col, im2col_reference
+
+# The kernels are cheap to call: run several times the profile's example count.
+MANY = settings(max_examples=4 * settings.default.max_examples)
+
+TOLERANCES = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
+
+
+@dataclass(frozen=True)
+class Geometry:
+    n: int
+    c: int
+    h: int
+    w: int
+    kernel: tuple
+    stride: tuple
+    padding: tuple
+
+    @property
+    def image_shape(self):
+        return (self.n, self.c, self.h, self.w)
+
+    @property
+    def out_hw(self):
+        return tuple(conv_output_size(size, k, s, p) for size, k, s, p in
+                     zip((self.h, self.w), self.kernel, self.stride, self.padding))
+
+    @property
+    def cols_shape(self):
+        oh, ow = self.out_hw
+        return (self.n * oh * ow, self.c * self.kernel[0] * self.kernel[1])
+
+    def args(self):
+        return self.kernel, self.stride, self.padding
+
+
+@st.composite
+def geometries(draw, max_size=11):
+    """Kernel 1-5, stride 1-3, padding 0..k-1 per axis, square or not; C 1-8, N 1-4;
+    any spatial size (odd or even) that fits at least one window."""
+    square = draw(st.booleans())
+    kh = draw(st.integers(1, 5))
+    kw = kh if square else draw(st.integers(1, 5))
+    sh = draw(st.integers(1, 3))
+    sw = sh if square else draw(st.integers(1, 3))
+    ph = draw(st.integers(0, kh - 1))
+    pw = ph if square else draw(st.integers(0, kw - 1))
+    h = draw(st.integers(max(1, kh - 2 * ph), max_size))
+    w = h if square and draw(st.booleans()) else draw(st.integers(max(1, kw - 2 * pw), max_size))
+    return Geometry(draw(st.integers(1, 4)), draw(st.integers(1, 8)), h, w, (kh, kw), (sh, sw), (ph, pw))
+
+
+# The encoder's and decoder's own geometries, including the odd 7 -> 4 case where the
+# last padded row is never read.
+MNIST_GEOMETRIES = [Geometry(2, 1, 28, 28, (4, 4), (2, 2), (1, 1)),
+                    Geometry(2, 32, 14, 14, (4, 4), (2, 2), (1, 1)),
+                    Geometry(2, 64, 7, 7, (3, 3), (2, 2), (1, 1))]
+
+dtypes = st.sampled_from([np.float32, np.float64])
+seeds = st.integers(0, 2**32 - 1)
+layouts = st.sampled_from(["contiguous", "transposed", "strided"])
+
+
+def make_array(shape, dtype, layout, rng):
+    """Random array with the given shape and memory layout (values don't depend on layout).
+
+    transposed: a Fortran-ordered view of a transposed array (every stride differs from
+    C order); strided: every other element of a larger buffer along the last axis.
+    """
+    values = rng.standard_normal(shape).astype(dtype)
+    if layout == "contiguous":
+        out = values
+    elif layout == "transposed":
+        out = np.ascontiguousarray(values.T).T
+    elif layout == "strided":
+        buffer = np.zeros(shape[:-1] + (2 * shape[-1],), dtype=dtype)
+        buffer[..., ::2] = values
+        out = buffer[..., ::2]
+    else:
+        raise AssertionError(layout)
+    assert np.array_equal(out, values) and out.dtype == dtype
+    assert (layout == "contiguous") == out.flags.c_contiguous or out.size <= 1 or min(shape) == 1
+    return out
+
+
+# -- im2col --------------------------------------------------------------------------
+
+@MANY
+@given(geometries(), dtypes, layouts, seeds)
+@example(MNIST_GEOMETRIES[0], np.float32, "contiguous", 0)
+@example(MNIST_GEOMETRIES[2], np.float64, "transposed", 1)
+def test_im2col_matches_reference(geom, dtype, layout, seed):
+    x = make_array(geom.image_shape, dtype, layout, np.random.default_rng(seed))
+    cols = im2col(x, *geom.args())
+    assert cols.shape == geom.cols_shape
+    assert cols.dtype == dtype
+    assert cols.flags.c_contiguous
+    # A pure gather: equality is exact.
+    np.testing.assert_array_equal(cols, im2col_reference(x, *geom.args()))
+    np.testing.assert_array_equal(cols, im2col_reference(np.ascontiguousarray(x), *geom.args()))
+
+
+@given(geometries(), dtypes, seeds)
+def test_im2col_overwrites_a_reused_out_buffer(geom, dtype, seed):
+    """Conv2d reuses its patch buffer across steps: every entry, padding zeros included,
+    must be rewritten."""
+    x = make_array(geom.image_shape, dtype, "contiguous", np.random.default_rng(seed))
+    dirty = np.full(geom.cols_shape, np.nan, dtype=dtype)
+    cols = im2col(x, *geom.args(), out=dirty)
+    assert cols is dirty
+    np.testing.assert_array_equal(cols, im2col_reference(x, *geom.args()))
+
+
+def test_im2col_ignores_an_out_buffer_of_the_wrong_shape_or_dtype():
+    x = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)
+    args = ((2, 2), (2, 2), (0, 0))
+    for bad in (np.empty((3, 4)), np.empty((4, 4), dtype=np.float32)):
+        cols = im2col(x, *args, out=bad)
+        assert cols is not bad
+        np.testing.assert_array_equal(cols, im2col_reference(x, *args))
+
+
+def test_im2col_hand_example_without_padding():
+    x = np.arange(9, dtype=np.float64).reshape(1, 1, 3, 3)
+    # x = [[0 1 2]      2x2 windows, stride 1, row-major over output positions,
+    #      [3 4 5]      each window flattened row-major:
+    #      [6 7 8]]
+    expected = np.array([[0, 1, 3, 4],
+                         [1, 2, 4, 5],
+                         [3, 4, 6, 7],
+                         [4, 5, 7, 8]], dtype=np.float64)
+    np.testing.assert_array_equal(im2col(x, (2, 2), (1, 1), (0, 0)), expected)
+
+
+def test_im2col_hand_example_with_padding_stride_and_two_channels_and_images():
+    base = np.arange(9, dtype=np.float64).reshape(3, 3)
+    # Two images; channel 1 is channel 0 + 100; image 1 is image 0 + 1000.
+    x = np.stack([np.stack([base, base + 100]), np.stack([base + 1000, base + 1100])])
+    cols = im2col(x, (3, 3), (2, 2), (1, 1))
+    # Output 2x2 (OH = (3 + 2 - 3) // 2 + 1). Windows of the zero-padded image, channel 0:
+    win = {(0, 0): [[None, None, None], [None, 0, 1], [None, 3, 4]],
+           (0, 1): [[None, None, None], [1, 2, None], [4, 5, None]],
+           (1, 0): [[None, 3, 4], [None, 6, 7], [None, None, None]],
+           (1, 1): [[4, 5, None], [7, 8, None], [None, None, None]]}
+
+    def flat(window, offset):
+        return [0.0 if v is None else v + offset for row in window for v in row]
+
+    rows = []
+    for image_offset in (0, 1000):                       # rows: (n, oh, ow)
+        for oh in range(2):
+            for ow in range(2):
+                w = win[(oh, ow)]                        # columns: (c, i, j)
+                rows.append(flat(w, image_offset) + flat(w, image_offset + 100))
+    np.testing.assert_array_equal(cols, np.array(rows))
+
+
+# -- col2im --------------------------------------------------------------------------
+
+@MANY
+@given(geometries(), dtypes, st.sampled_from(["contiguous", "transposed"]), seeds)
+@example(MNIST_GEOMETRIES[1], np.float32, "contiguous", 0)
+@example(MNIST_GEOMETRIES[2], np.float64, "transposed", 1)
+def test_col2im_matches_reference(geom, dtype, layout, seed):
+    cols = make_array(geom.cols_shape, dtype, layout, np.random.default_rng(seed))
+    image = col2im(cols, geom.image_shape, *geom.args())
+    assert image.shape == geom.image_shape
+    assert image.dtype == dtype
+    # A scatter-add: the kernel and the reference add overlapping windows in different
+    # orders, so allow rounding.
+    np.testing.assert_allclose(image, col2im_reference(cols, geom.image_shape, *geom.args()),
+                               **TOLERANCES[dtype])
+
+
+@given(geometries(), dtypes, seeds)
+def test_col2im_zeroes_a_reused_out_buffer(geom, dtype, seed):
+    cols = make_array(geom.cols_shape, dtype, "contiguous", np.random.default_rng(seed))
+    dirty = np.full(geom.image_shape, 7.0, dtype=dtype)
+    image = col2im(cols, geom.image_shape, *geom.args(), out=dirty)
+    assert image is dirty
+    np.testing.assert_allclose(image, col2im_reference(cols, geom.image_shape, *geom.args()),
+                               **TOLERANCES[dtype])
+
+
+def test_col2im_hand_example_counts_window_overlaps():
+    # Scattering ones counts, for each pixel, the 2x2 windows (stride 1) that cover it.
+    image = col2im(np.ones((4, 4)), (1, 1, 3, 3), (2, 2), (1, 1), (0, 0))
+    np.testing.assert_array_equal(image[0, 0], [[1, 2, 1], [2, 4, 2], [1, 2, 1]])
+    # 3x3 windows, stride 2, padding 1 on a 3x3 image: four windows; the centre column
+    # and row are shared by two windows each, the centre pixel by all four.
+    image = col2im(np.ones((4, 9)), (1, 1, 3, 3), (3, 3), (2, 2), (1, 1))
+    np.testing.assert_array_equal(image[0, 0], [[1, 2, 1], [2, 4, 2], [1, 2, 1]])
+
+
+def test_col2im_rejects_cols_of_the_wrong_shape():
+    with pytest.raises(ValueError, match=r"col2im: cols has shape \(5, 4\), expected \(4, 4\)"):
+        col2im(np.ones((5, 4)), (1, 1, 3, 3), (2, 2), (1, 1), (0, 0))
+
+
+# -- adjointness ---------------------------------------------------------------------
+
+@MANY
+@given(geometries(), seeds)
+@example(MNIST_GEOMETRIES[2], 0)
+def test_col2im_is_the_adjoint_of_im2col(geom, seed):
+    """<im2col(x), C> == <x, col2im(C)> for every x and C: the identity the convolution
+    backward passes rely on."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(geom.image_shape)
+    c = rng.standard_normal(geom.cols_shape)
+    lhs = np.vdot(im2col(x, *geom.args()), c)
+    rhs = np.vdot(x, col2im(c, geom.image_shape, *geom.args()))
+    scale = np.vdot(np.abs(im2col(x, *geom.args())), np.abs(c)) + 1e-300
+    assert abs(lhs - rhs) <= 1e-12 * scale, (lhs, rhs)
+
+
+# -- output size ---------------------------------------------------------------------
+
+@MANY
+@given(st.integers(1, 7), st.integers(1, 4), st.data())
+def test_conv_output_size_matches_the_formula_and_counts_windows(kernel, stride, data):
+    padding = data.draw(st.integers(0, kernel - 1), label="padding")
+    size = data.draw(st.integers(max(1, kernel - 2 * padding), 64), label="size")
+    out = conv_output_size(size, kernel, stride, padding)
+    # PyTorch's documented formula (dilation 1).
+    assert out == math.floor((size + 2 * padding - (kernel - 1) - 1) / stride + 1)
+    # The number of window starts 0, s, 2s, ... that fit in the padded input.
+    assert out == sum(1 for start in range(0, size + 2 * padding, stride)
+                      if start + kernel <= size + 2 * padding)
+
+
+@pytest.mark.parametrize("size, kernel, stride, padding, expected",
+                         [(28, 4, 2, 1, 14), (14, 4, 2, 1, 7), (7, 3, 2, 1, 4), (5, 5, 1, 0, 1),
+                          (6, 3, 3, 0, 2), (8, 3, 3, 0, 2), (9, 3, 3, 0, 3)])
+def test_conv_output_size_examples(size, kernel, stride, padding, expected):
+    assert conv_output_size(size, kernel, stride, padding) == expected

@@ -22,11 +22,19 @@ class CheckpointError(ValueError):
     """A model or checkpoint file is missing, corrupted or of the wrong kind."""
 
 
+def _readable_permissions(fd):
+    """mkstemp creates files as 0600; give the result the usual 0666 & ~umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+
+
 def atomic_savez(path, arrays):
     """np.savez to ``path`` through a temporary file and os.replace."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
+    _readable_permissions(fd)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -44,6 +52,7 @@ def atomic_write_text(path, text):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    _readable_permissions(fd)
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
@@ -74,10 +83,19 @@ def read_npz(path):
     if not os.path.exists(path):
         raise CheckpointError(f"{path}: no such file")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        raise CheckpointError(f"{path}: not a readable npvae model/checkpoint file (it is not an "
+                              f"npz archive; the file is corrupted or of another kind)") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise CheckpointError(f"{path}: not a readable npvae model/checkpoint file "
+                              f"(a single array, not an npz archive)")
+    try:
+        with data:
             return {k: data[k] for k in data.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as error:
-        raise CheckpointError(f"{path}: not a readable npvae model/checkpoint file ({error})") from None
+        raise CheckpointError(f"{path}: not a readable npvae model/checkpoint file "
+                              f"(damaged archive: {error})") from None
 
 
 def _load_into_model(path, arrays, expect_kind=None):

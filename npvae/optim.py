@@ -28,7 +28,8 @@ class Adam:
         self.params = list(params)
         if not self.params:
             raise ValueError("Adam: got an empty parameter list")
-        if lr <= 0 or not 0 <= betas[0] < 1 or not 0 <= betas[1] < 1 or eps <= 0:
+        if not 0 < lr < math.inf or not 0 <= betas[0] < 1 or not 0 <= betas[1] < 1 \
+                or not 0 < eps < math.inf:      # written so that NaN fails too
             raise ValueError(f"Adam: invalid hyperparameters lr={lr}, betas={betas}, eps={eps}")
         self.lr, self.betas, self.eps = float(lr), (float(betas[0]), float(betas[1])), float(eps)
         self.step_count = 0
@@ -55,12 +56,18 @@ class Adam:
         return state
 
     def load_state_dict(self, state):
+        # Validate everything before changing anything: a failed load leaves self intact.
         for i, p in enumerate(self.params):
-            for key, buffers in ((f"m.{i}", self.m), (f"v.{i}", self.v)):
+            for key in (f"m.{i}", f"v.{i}"):
                 if key not in state or np.shape(state[key]) != p.data.shape:
                     raise ValueError(f"Adam.load_state_dict: '{key}' is missing or does not match "
                                      f"parameter {i} of shape {p.data.shape}")
-                buffers[i] = np.array(state[key], dtype=p.data.dtype)
+        n_saved = sum(1 for key in state if key.startswith("m."))
+        if n_saved != len(self.params):
+            raise ValueError(f"Adam.load_state_dict: the state holds {n_saved} parameters, "
+                             f"the optimizer {len(self.params)}")
+        self.m = [np.array(state[f"m.{i}"], dtype=p.data.dtype) for i, p in enumerate(self.params)]
+        self.v = [np.array(state[f"v.{i}"], dtype=p.data.dtype) for i, p in enumerate(self.params)]
         self.step_count = int(state["step_count"])
         self.lr, self.eps = float(state["lr"]), float(state["eps"])
         self.betas = tuple(float(b) for b in state["betas"])

@@ -2,7 +2,8 @@
 
 Loss convention: per image, BCE summed over the 784 pixels plus beta times the KL summed
 over latent dimensions, in nats; averaged over the images of a batch for the gradient,
-and over all images of the epoch for the reported figures.
+and over all images of the epoch for the reported figures. With ``likelihood="gaussian"``
+the Gaussian negative log-density of the pixels (npvae.losses.gaussian) takes the BCE's place.
 
 A run directory holds
     config.json       the TrainConfig
@@ -25,9 +26,9 @@ from tqdm import tqdm
 
 from .checkpoint import (atomic_write_text, load_checkpoint, save_checkpoint, save_model)
 from .data import DATASETS, load_dataset, minibatches, to_float
-from .evaluate import evaluate_elbo
+from .likelihood import evaluate_elbo
 from .losses import NegativeELBO
-from .models import build_model
+from .models import LIKELIHOODS, VARIANCES, build_model
 from .optim import Adam
 from .schedules import SCHEDULES, kl_weight
 
@@ -50,6 +51,9 @@ class TrainConfig:
     seed: int = 0
     limit: int | None = None
     test_limit: int | None = None
+    likelihood: str = "bernoulli"          # decoder p(x|z): "bernoulli" (the paper) or "gaussian"
+    gaussian_variance: str = "fixed"       # Gaussian decoder: "fixed" sigma^2 or "learned" per pixel
+    pixel_variance: float = 1.0            # the fixed sigma^2, or the learned one's starting value
 
     def validate(self):
         if self.model not in ("vae", "cvae"):
@@ -58,6 +62,11 @@ class TrainConfig:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.likelihood not in LIKELIHOODS or self.gaussian_variance not in VARIANCES \
+                or not self.pixel_variance > 0:
+            raise ValueError(f"need likelihood in {LIKELIHOODS}, gaussian_variance in {VARIANCES} and "
+                             f"pixel_variance > 0 (got {self.likelihood!r}, {self.gaussian_variance!r}, "
+                             f"{self.pixel_variance})")
         for name in ("epochs", "batch_size", "latent_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -71,6 +80,9 @@ class TrainConfig:
 
     def model_config(self):
         config = {"model": self.model, "latent_dim": self.latent_dim}
+        if self.likelihood != "bernoulli":
+            config.update(likelihood=self.likelihood, variance=self.gaussian_variance,
+                          pixel_variance=self.pixel_variance)
         return config if self.model == "vae" else {**config, "num_classes": 10}
 
     @classmethod
@@ -132,7 +144,8 @@ def train_step(model, optimizer, objective, x, labels, eps, beta):
 def train_epoch(model, optimizer, images, labels, batch_size, beta_for_step, shuffle_rng, noise_rng,
                 progress=None, epoch=None):
     """One pass over the data. Returns per-image mean (recon, kl) and the batches' last beta."""
-    objective = NegativeELBO()
+    # The paper's Bernoulli decoder uses the default objective; others bring their own loss.
+    objective = NegativeELBO() if model.likelihood == "bernoulli" else NegativeELBO(model.reconstruction_loss())
     recon_sum = kl_sum = 0.0
     seen = 0
     for batch, index in enumerate(minibatches(len(images), batch_size, shuffle_rng)):

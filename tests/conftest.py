@@ -19,13 +19,12 @@ controls every test.
 """
 import os
 
-# BLAS threads and Numba's OpenMP workers both busy-wait between calls; on a small
-# machine they steal each other's cores and a batch-of-2 forward pass slows down by
-# 50x. The tests call tiny kernels thousands of times (finite differences), so run
-# BLAS single-threaded and let idle OpenMP workers sleep. Set before NumPy or Numba is
-# imported; an explicit setting in the environment wins.
+# The tests call tiny kernels and GEMMs thousands of times (finite differences). On a
+# small machine OpenBLAS's worker threads then cost more than they save (they spin
+# between calls and contend with Numba's threads): a batch-of-2 model forward pass runs
+# 2-10x slower. Run BLAS single-threaded here; this must happen before NumPy is first
+# imported, and an explicit setting in the environment wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 from hypothesis import HealthCheck, settings  # noqa: E402
 

@@ -1,7 +1,8 @@
-"""The Numba im2col/col2im kernels against their NumPy references, and against hand-worked
-examples (so a bug shared by a kernel and its reference is still caught).
+"""The Numba kernels against their NumPy references, and against hand-worked examples
+(so a bug shared by a kernel and its reference is still caught): im2col/col2im in NCHW
+and channels-last (NHWC) layouts, and the fused ReLU backward.
 
-Layout under test: cols[(n, oh, ow), (c, i, j)] = x_padded[n, c, oh*sh + i, ow*sw + j].
+NCHW layout: cols[(n, oh, ow), (c, i, j)] = x_padded[n, c, oh*sh + i, ow*sw + j].
 """
 import math
 from dataclasses import dataclass
@@ -11,7 +12,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from npvae.kernels import col2im, col2im_reference, conv_output_size, im2col, im2col_reference
+from npvae.kernels import (col2im, col2im_nhwc, col2im_nhwc_reference, col2im_reference,
+                           conv_output_size, im2col, im2col_nhwc, im2col_nhwc_reference,
+                           im2col_reference, memory_view, relu_backward,
+                           relu_backward_reference)
 
 # The kernels are cheap to call: run several times the profile's example count.
 MANY = settings(max_examples=4 * settings.default.max_examples)
@@ -247,3 +251,146 @@ def test_conv_output_size_matches_the_formula_and_counts_windows(kernel, stride,
                           (6, 3, 3, 0, 2), (8, 3, 3, 0, 2), (9, 3, 3, 0, 3)])
 def test_conv_output_size_examples(size, kernel, stride, padding, expected):
     assert conv_output_size(size, kernel, stride, padding) == expected
+
+
+# -- channels-last kernels (the layers' hot path) ----------------------------------------
+#
+# cols[(n, oh, ow), (i, j, c)] = x_padded[n, oh*sh + i, ow*sw + j, c]: the same patches as
+# the NCHW kernels, with each row's columns ordered (i, j, c) instead of (c, i, j).
+
+def nhwc_shape(geom):
+    return (geom.n, geom.h, geom.w, geom.c)
+
+
+def nchw_to_nhwc_columns(cols, geom):
+    """Reorder an NCHW patch matrix's columns from (c, i, j) to (i, j, c)."""
+    kh, kw = geom.kernel
+    return cols.reshape(-1, geom.c, kh, kw).transpose(0, 2, 3, 1).reshape(cols.shape)
+
+
+@MANY
+@given(geometries(), dtypes, layouts, seeds)
+@example(MNIST_GEOMETRIES[1], np.float32, "transposed", 0)
+def test_im2col_nhwc_matches_reference_and_the_nchw_patches(geom, dtype, layout, seed):
+    x = make_array(nhwc_shape(geom), dtype, layout, np.random.default_rng(seed))
+    cols = im2col_nhwc(x, *geom.args())
+    assert cols.shape == geom.cols_shape and cols.dtype == dtype
+    np.testing.assert_array_equal(cols, im2col_nhwc_reference(x, *geom.args()))
+    nchw = im2col_reference(np.ascontiguousarray(x.transpose(0, 3, 1, 2)), *geom.args())
+    np.testing.assert_array_equal(cols, nchw_to_nhwc_columns(nchw, geom))
+
+
+@given(geometries(), dtypes, seeds)
+def test_im2col_nhwc_overwrites_a_reused_out_buffer(geom, dtype, seed):
+    x = make_array(nhwc_shape(geom), dtype, "contiguous", np.random.default_rng(seed))
+    dirty = np.full(geom.cols_shape, np.nan, dtype=dtype)
+    assert im2col_nhwc(x, *geom.args(), out=dirty) is dirty
+    np.testing.assert_array_equal(dirty, im2col_nhwc_reference(x, *geom.args()))
+
+
+@MANY
+@given(geometries(), dtypes, st.sampled_from(["contiguous", "transposed", "strided"]), seeds)
+@example(MNIST_GEOMETRIES[2], np.float64, "contiguous", 0)
+def test_col2im_nhwc_matches_reference_and_the_nchw_scatter(geom, dtype, layout, seed):
+    cols = make_array(geom.cols_shape, dtype, layout, np.random.default_rng(seed))
+    dirty = np.full(nhwc_shape(geom), 3.0, dtype=dtype)
+    image = col2im_nhwc(cols, nhwc_shape(geom), *geom.args(), out=dirty)
+    assert image is dirty and image.dtype == dtype
+    np.testing.assert_allclose(image, col2im_nhwc_reference(cols, nhwc_shape(geom), *geom.args()),
+                               **TOLERANCES[dtype])
+    kh, kw = geom.kernel
+    cols_nchw = np.ascontiguousarray(
+        cols.reshape(-1, kh, kw, geom.c).transpose(0, 3, 1, 2).reshape(cols.shape))
+    np.testing.assert_allclose(image.transpose(0, 3, 1, 2),
+                               col2im_reference(cols_nchw, geom.image_shape, *geom.args()),
+                               **TOLERANCES[dtype])
+
+
+@MANY
+@given(geometries(), seeds)
+def test_col2im_nhwc_is_the_adjoint_of_im2col_nhwc(geom, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(nhwc_shape(geom))
+    c = rng.standard_normal(geom.cols_shape)
+    cols = im2col_nhwc(x, *geom.args())
+    lhs, rhs = np.vdot(cols, c), np.vdot(x, col2im_nhwc(c, nhwc_shape(geom), *geom.args()))
+    assert abs(lhs - rhs) <= 1e-12 * (np.vdot(np.abs(cols), np.abs(c)) + 1e-300), (lhs, rhs)
+
+
+def test_nhwc_hand_example_column_order():
+    # 1 image, 2x2 pixels, 2 channels (channel 1 = channel 0 + 10); one 2x2 window.
+    x = np.array([[[[0, 10], [1, 11]], [[2, 12], [3, 13]]]], dtype=np.float64)  # (1, 2, 2, 2)
+    np.testing.assert_array_equal(im2col_nhwc(x, (2, 2), (1, 1), (0, 0)),
+                                  [[0, 10, 1, 11, 2, 12, 3, 13]])            # (i, j, c)
+    np.testing.assert_array_equal(im2col(np.ascontiguousarray(x.transpose(0, 3, 1, 2)),
+                                         (2, 2), (1, 1), (0, 0)),
+                                  [[0, 1, 2, 3, 10, 11, 12, 13]])            # (c, i, j)
+
+
+def test_col2im_nhwc_rejects_cols_of_the_wrong_shape():
+    with pytest.raises(ValueError, match=r"cols has shape \(4, 5\), expected \(4, 4\)"):
+        col2im_nhwc(np.ones((4, 5)), (1, 3, 3, 1), (2, 2), (1, 1), (0, 0))
+
+
+# -- fused ReLU backward ------------------------------------------------------------------
+
+def _as_layout(values, layout):
+    if layout == "contiguous":
+        return values.copy()
+    if layout == "nhwc-view":          # channels-last memory seen as NCHW, as in the models
+        return np.ascontiguousarray(values.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    if layout == "fortran":
+        return np.asfortranarray(values)
+    if layout == "strided":            # not dense: the NumPy fallback
+        buffer = np.zeros(values.shape[:-1] + (2 * values.shape[-1],), values.dtype)
+        buffer[..., ::2] = values
+        return buffer[..., ::2]
+    raise AssertionError(layout)
+
+
+relu_layouts = st.sampled_from(["contiguous", "nhwc-view", "fortran", "strided"])
+
+
+@MANY
+@given(st.lists(st.integers(1, 5), min_size=4, max_size=4).map(tuple), relu_layouts, relu_layouts,
+       dtypes, st.booleans(), seeds)
+def test_relu_backward_matches_reference(shape, y_layout, grad_layout, dtype, in_place, seed):
+    rng = np.random.default_rng(seed)
+    pre = rng.standard_normal(shape).astype(dtype)
+    pre.reshape(-1)[::3] = 0                                   # exact zeros: subgradient 0
+    y = _as_layout(np.maximum(pre, 0), y_layout)
+    grad_values = rng.standard_normal(shape).astype(dtype)
+    grad = _as_layout(grad_values, grad_layout)
+    expected = np.where(pre > 0, grad_values, 0)
+    out = relu_backward(y, grad, out=grad if in_place else None)
+    assert out.shape == shape and out.dtype == dtype
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(relu_backward_reference(y, grad_values), expected)
+    if in_place:
+        assert out is grad
+    else:
+        np.testing.assert_array_equal(grad, grad_values)           # input untouched
+
+
+def test_relu_backward_with_mismatched_dtypes_takes_the_reference_path():
+    y = np.array([[0.0, 1.0, 2.0]], dtype=np.float64)
+    grad = np.array([[5.0, 6.0, 7.0]], dtype=np.float32)
+    out = relu_backward(y, grad)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, [[0, 6, 7]])
+
+
+@pytest.mark.parametrize("layout, dense", [("contiguous", True), ("nhwc-view", True),
+                                           ("fortran", True), ("strided", False)])
+def test_memory_view_is_the_memory_in_memory_order(layout, dense):
+    a = _as_layout(np.arange(24.0).reshape(2, 3, 2, 2), layout)
+    view = memory_view(a)
+    if not dense:
+        assert view is None
+        return
+    assert view.ndim == 1 and view.size == a.size and np.shares_memory(view, a)
+    # The view lists the elements in the order they sit in memory.
+    by_address = sorted(np.ndindex(a.shape), key=lambda idx: int(np.dot(idx, a.strides)))
+    np.testing.assert_array_equal(view, [a[idx] for idx in by_address])
+    view[0] = -1.0                                    # and writes through to the array
+    assert a[by_address[0]] == -1.0

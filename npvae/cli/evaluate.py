@@ -1,25 +1,50 @@
-"""`npvae evaluate RUN_DIR`: test-set reconstruction, KL and ELBO of a saved model."""
+"""`npvae evaluate RUN_DIR`: test-set ELBO and, on request, log-likelihood estimates.
+
+    npvae evaluate RUN_DIR                        reconstruction, KL, ELBO (one z per image)
+    npvae evaluate RUN_DIR --iwae-k 5000          + log p(x) by importance weighting (IWAE-K)
+    npvae evaluate RUN_DIR --grid [--grid-images 5]   + log p(x) by a 2-D grid, beside IWAE
+"""
 import json
 import os
+import time
 
 import numpy as np
 
 from ..checkpoint import atomic_write_text, load_model
-from ..data import load_dataset
-from ..evaluate import evaluate_elbo
+from ..data import load_dataset, to_float
+from ..evaluate import summarize
+from ..likelihood import elbo_per_image, evaluate_iwae, model_grid_log_likelihood, standard_error
+
+PROJECTION = (5000, 10000)   # K and images of the full evaluation the projection is for
 
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
-        "evaluate", help="test-set reconstruction, KL and ELBO of a trained model",
-        description="Evaluate a run's model on the test set: mean BCE (summed over pixels), KL "
-                    "(summed over latent dimensions) and -ELBO = recon + KL, in nats per image, "
-                    "with one z ~ q(z|x) per image. Writes RUN_DIR/evaluation.json.")
+        "evaluate", help="test-set ELBO, and log p(x) by importance weighting (IWAE) or a grid",
+        description="Evaluate a run's model on the test set: mean reconstruction (-log p(x|z), "
+                    "summed over pixels), KL (summed over latent dimensions) and -ELBO = recon + KL "
+                    "with one z ~ q(z|x) per image; with --iwae-k K also the importance-weighted "
+                    "estimate log p(x) ~ log mean_k p(x|z_k) p(z_k) / q(z_k|x) (Burda et al. 2016); "
+                    "with --grid (2-D latent only) log p(x) by direct numerical integration. All in "
+                    "nats per image, with standard errors over the images. A CVAE is conditioned on "
+                    "the true labels. Results are merged into RUN_DIR/evaluation.json.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (or a model .npz file)")
     p.add_argument("--dataset", default=None, help="data set (default: the run's own)")
     p.add_argument("--data", default=None, metavar="DIR", help="folder holding the data set")
     p.add_argument("--subset", type=int, default=None, metavar="N", help="first N test images only")
     p.add_argument("--seed", type=int, default=0, help="seed of the eps draws (default: %(default)s)")
+    p.add_argument("--iwae-k", type=int, default=None, metavar="K",
+                   help="importance samples per image for the IWAE estimate of log p(x) (e.g. 5000)")
+    p.add_argument("--batch-size", type=int, default=1000, metavar="B",
+                   help="latent samples per decoder call in IWAE and grid (default: %(default)s)")
+    p.add_argument("--grid", action="store_true",
+                   help="2-D latent only: log p(x) by integrating p(x|z) p(z) over a grid, for "
+                        "--grid-images images, printed beside IWAE-K (K = --iwae-k, else 5000)")
+    p.add_argument("--grid-images", type=int, default=5, metavar="N",
+                   help="images for --grid (the first N of the test set; default: %(default)s)")
+    p.add_argument("--grid-size", type=int, default=400, metavar="G",
+                   help="G x G points over mu +- 8 sigma of q(z|x) (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
 
@@ -31,18 +56,102 @@ def run_config(run_dir):
     return {}
 
 
+def _minutes(seconds):
+    return f"{seconds:.0f} s ({seconds / 60:.1f} min, {seconds / 3600:.2f} h)"
+
+
+def _iwae(model, images, labels, args):
+    k = args.iwae_k
+    estimate = evaluate_iwae(model, images, labels, k, np.random.default_rng([args.seed, 1]),
+                             args.batch_size, progress=not args.no_progress)
+    k_full, n_full = PROJECTION
+    projected = k_full * n_full / estimate["samples_per_s"]
+    print(f"  log p(x) ~ IWAE-{k:<5d}     {estimate['mean']:10.3f} +- {estimate['se']:.3f}   "
+          f"(mean log-weight, a {k}-sample ELBO: {estimate['elbo_mean']:.3f})")
+    print(f"  IWAE wall time {estimate['seconds']:.1f} s for {len(images) * k:,} decoded z's: "
+          f"{estimate['samples_per_s']:,.0f} z/s")
+    print(f"  projected for K={k_full} over {n_full:,} images ({k_full * n_full:.1e} z's): "
+          f"{_minutes(projected)}")
+    result = {key: estimate[key] for key in ("k", "images", "mean", "se", "elbo_mean", "elbo_se",
+                                              "seconds", "samples_per_s")}
+    result.update(batch_size=args.batch_size, seed=args.seed,
+                  projected_seconds=dict(k=k_full, images=n_full, seconds=projected))
+    return result
+
+
+def _grid(model, images, labels, args):
+    if model.latent_dim != 2:
+        raise ValueError(f"--grid needs a model with a 2-D latent; this one has {model.latent_dim}")
+    n = min(args.grid_images, len(images))
+    k = args.iwae_k or 5000
+    print(f"  grid integration ({args.grid_size}^2 points around each posterior, plus the prior's "
+          f"region) beside IWAE-{k}, first {n} images:")
+    print(f"    {'image':>5} {'label':>5} {'grid log p(x)':>14} {'IWAE':>11} {'IWAE - grid':>12} "
+          f"{'outside box':>12} {'edge drop':>10}")
+    rows = []
+    started = time.perf_counter()
+    for i in range(n):
+        x = to_float(images[i:i + 1], model.dtype)
+        grid = model_grid_log_likelihood(model, x, labels[i], size=args.grid_size,
+                                         batch_size=args.batch_size)
+        iwae = evaluate_iwae(model, images[i:i + 1], labels[i:i + 1], k,
+                             np.random.default_rng([args.seed, 2, i]), args.batch_size, progress=False)
+        rows.append({"image": i, "label": int(labels[i]), "grid": grid["log_px"],
+                     "grid_local": grid["log_px_local"], "log_outside": grid["log_outside"],
+                     "edge_drop": grid["edge_drop"], "width_sigmas": grid["width"],
+                     "iwae": iwae["mean"]})
+        print(f"    {i:5d} {int(labels[i]):5d} {grid['log_px']:14.4f} {iwae['mean']:11.4f} "
+              f"{iwae['mean'] - grid['log_px']:12.4f} {grid['log_outside'] - grid['log_px']:12.1f} "
+              f"{grid['edge_drop']:10.1f}")
+    gaps = np.array([r["iwae"] - r["grid"] for r in rows])
+    seconds = time.perf_counter() - started
+    print(f"    mean |IWAE - grid| {np.mean(np.abs(gaps)):.4f} nats; 'outside box' is log(mass outside "
+          f"the fine box / total), 'edge drop' how far the log-integrand falls from its peak to the "
+          f"box's edge ({seconds:.0f} s)")
+    return {"images": n, "size": args.grid_size, "iwae_k": k, "rows": rows,
+            "mean_abs_gap": float(np.mean(np.abs(gaps))), "seconds": seconds}
+
+
 def run(args):
     model = load_model(args.run_dir)
     dataset = args.dataset or run_config(args.run_dir).get("dataset", "mnist")
     images, labels = load_dataset(dataset, "test", root=args.data)
     images, labels = images[:args.subset], labels[:args.subset].astype(np.int64)
-    result = evaluate_elbo(model, images, labels, np.random.default_rng(args.seed))
-    result = {"dataset": dataset, "images": int(len(images)), "elbo": -result["total"], **result}
-    print(f"{model.kind.upper()} on {dataset} test ({len(images)} images), nats per image:")
+    if args.iwae_k is not None and args.iwae_k < 1:
+        raise ValueError(f"--iwae-k must be >= 1, got {args.iwae_k}")
+    if args.batch_size < 1 or args.grid_images < 1 or args.grid_size < 2:
+        raise ValueError("--batch-size and --grid-images must be >= 1, --grid-size >= 2")
+
+    recon, kl = elbo_per_image(model, images, labels, np.random.default_rng(args.seed))
+    result = summarize(recon, kl)
+    elbo_se = standard_error(-(recon + kl))
+    likelihood = getattr(model, "likelihood", "bernoulli")
+    result = {"dataset": dataset, "images": int(len(images)), "likelihood": likelihood,
+              "elbo": -result["total"], "elbo_se": elbo_se, **result}
+    print(f"{model.kind.upper()} ({likelihood} decoder) on {dataset} test ({len(images)} images), "
+          f"nats per image:")
     print(f"  reconstruction {result['recon']:.3f}   KL {result['kl']:.3f}   "
           f"-ELBO {result['total']:.3f}   recon/KL {result['ratio']:.1f}")
+    print(f"  log p(x) >= ELBO           {result['elbo']:10.3f} +- {elbo_se:.3f}")
+    if args.iwae_k is not None:
+        key = f"iwae_{args.iwae_k}" + ("" if args.subset is None else f"_first{len(images)}")
+        result[key] = _iwae(model, images, labels, args)
+    if args.grid:
+        result["grid"] = _grid(model, images, labels, args)
     if os.path.isdir(args.run_dir):
         path = os.path.join(args.run_dir, "evaluation.json")
-        atomic_write_text(path, json.dumps(result, indent=2) + "\n")
+        previous = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                previous = json.load(f)
+        atomic_write_text(path, json.dumps({**previous, **result}, indent=2,
+                                           default=_finite) + "\n")
         print(f"  written to {path}")
     return 0
+
+
+def _finite(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+

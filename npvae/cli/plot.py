@@ -1,5 +1,8 @@
-"""`npvae plot RUN_DIR`: draw every figure of the paper for a trained run into RUN_DIR/figures/."""
-from ..plots import DEFAULT_CLASS, make_all_figures
+"""`npvae plot RUN_DIR`: draw every figure of the paper for a trained run into RUN_DIR/figures/.
+
+matplotlib is imported when the command runs, not when the CLI starts.
+"""
+DEFAULT_CLASS = 2  # npvae.plots.conditional.DEFAULT_CLASS
 
 
 def add_parser(subparsers):
@@ -19,6 +22,8 @@ def add_parser(subparsers):
 
 
 def run(args):
+    from ..plots import make_all_figures
+
     paths = make_all_figures(args.run_dir, seed=args.seed, dataset_root=args.dataset_root,
                              cvae_class=args.cvae_class, log=print)
     print(f"npvae plot: wrote {len(paths)} figures")

@@ -2,6 +2,7 @@
 import os
 
 from ..data import DATASETS
+from ..models import LIKELIHOODS, VARIANCES
 from ..schedules import SCHEDULES
 from ..train import TrainConfig, train
 
@@ -27,6 +28,15 @@ def add_parser(subparsers):
                    help="final KL weight; with --warmup-epochs 0 a constant beta-VAE weight (default: %(default)s)")
     p.add_argument("--schedule", choices=SCHEDULES, default=DEFAULTS.schedule,
                    help="anneal beta per epoch (the paper) or linearly per step (default: %(default)s)")
+    p.add_argument("--likelihood", choices=LIKELIHOODS, default=DEFAULTS.likelihood,
+                   help="decoder p(x|z): bernoulli (the paper) or gaussian with mean sigmoid(logits) "
+                        "(default: %(default)s)")
+    p.add_argument("--gaussian-variance", choices=VARIANCES, default=DEFAULTS.gaussian_variance,
+                   help="gaussian decoder: a fixed sigma^2, or one learned log-variance per pixel "
+                        "(default: %(default)s)")
+    p.add_argument("--pixel-variance", type=float, default=DEFAULTS.pixel_variance, metavar="S2",
+                   help="gaussian decoder: the fixed sigma^2, or the learned one's starting value; "
+                        "smaller weights reconstruction more against the KL (default: %(default)s)")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed, help="default: %(default)s")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="train on the first N training images only, for quick tries")
@@ -46,7 +56,9 @@ def run(args):
     config = TrainConfig(model=args.model, dataset=args.dataset, epochs=args.epochs,
                          batch_size=args.batch_size, lr=args.lr, latent_dim=args.latent_dim,
                          warmup_epochs=args.warmup_epochs, beta=args.beta, schedule=args.schedule,
-                         seed=args.seed, limit=args.limit, test_limit=args.test_limit).validate()
+                         seed=args.seed, limit=args.limit, test_limit=args.test_limit,
+                         likelihood=args.likelihood, gaussian_variance=args.gaussian_variance,
+                         pixel_variance=args.pixel_variance).validate()
     out = args.out or os.path.join("runs", f"{args.model}-{args.dataset}")
     print(f"npvae train: {config.model.upper()} on {config.dataset} -> {out}")
     try:

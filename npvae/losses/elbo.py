@@ -3,6 +3,8 @@
     loss = BCE(x, sigmoid(logits)) + beta * KL(N(mu, exp(logvar)) || N(0, I))
 
 per image (summed over pixels and latent dimensions), averaged over the batch.
+The reconstruction term is the Bernoulli BCE by default; a model with a Gaussian decoder
+passes its own (``NegativeELBO(model.reconstruction_loss())``, see npvae.losses.gaussian).
 """
 from .bernoulli import BernoulliLoss
 from .gaussian_kl import GaussianKL
@@ -10,10 +12,13 @@ from .gaussian_kl import GaussianKL
 
 class NegativeELBO:
     """forward(logits, x, mu, logvar, beta) -> (total, recon, kl) as floats;
-    backward() -> (grad_logits, grad_mu, grad_logvar), ready for ``model.backward``."""
+    backward() -> (grad_logits, grad_mu, grad_logvar), ready for ``model.backward``.
 
-    def __init__(self):
-        self.reconstruction = BernoulliLoss()
+    ``reconstruction``: any loss with ``forward(logits, x) -> float`` and
+    ``backward() -> grad_logits`` (default: a new :class:`BernoulliLoss`)."""
+
+    def __init__(self, reconstruction=None):
+        self.reconstruction = BernoulliLoss() if reconstruction is None else reconstruction
         self.divergence = GaussianKL()
         self._beta = None
 

@@ -1,6 +1,6 @@
 """The paper's models: the convolutional VAE and its label-conditioned CVAE."""
 from .cvae import CVAE, one_hot
-from .vae import VAE
+from .vae import LIKELIHOODS, VARIANCES, VAE
 
 MODELS = {"vae": VAE, "cvae": CVAE}
 
@@ -14,4 +14,4 @@ def build_model(config, rng=None):
     return MODELS[kind](**kwargs, rng=rng)
 
 
-__all__ = ["VAE", "CVAE", "one_hot", "MODELS", "build_model"]
+__all__ = ["VAE", "CVAE", "one_hot", "MODELS", "build_model", "LIKELIHOODS", "VARIANCES"]

@@ -28,10 +28,12 @@ class CVAE(VAE):
 
     kind = "cvae"
 
-    def __init__(self, latent_dim=2, num_classes=10, rng=None, dtype=np.float32):
+    def __init__(self, latent_dim=2, num_classes=10, rng=None, dtype=np.float32, likelihood="bernoulli",
+                 variance="fixed", pixel_variance=1.0):
         self.num_classes = int(num_classes)
         self.condition_dim = self.num_classes
-        super().__init__(latent_dim, rng=rng, dtype=dtype)
+        super().__init__(latent_dim, rng=rng, dtype=dtype, likelihood=likelihood, variance=variance,
+                         pixel_variance=pixel_variance)
 
     def config(self):
         return {**super().config(), "num_classes": self.num_classes}

@@ -2,17 +2,28 @@
 
 q(z|x) = N(mu(x), diag(exp(logvar(x)))),  p(z) = N(0, I),  p(x|z) = Bernoulli(sigmoid(decoder(z))).
 
+With ``likelihood="gaussian"`` the decoder is instead p(x|z) = N(sigmoid(decoder(z)), sigma^2),
+sigma^2 either a fixed constant (``pixel_variance``) or learned: one log-variance per pixel,
+the Parameter ``pixel_logvar`` (initialised at log ``pixel_variance``), trained by Adam
+and saved in checkpoints like every other weight (see npvae.losses.gaussian).
+
 A training step is ``forward`` then ``backward``:
 
     logits, mu, logvar = model.forward(x, eps)          # eps ~ N(0, I), drawn by the caller
     ... loss terms give d/dlogits and the KL's d/dmu, d/dlogvar ...
     model.backward(grad_logits, grad_mu, grad_logvar)   # fills every Parameter.grad
 """
+import math
+
 import numpy as np
 
-from ..nn import Linear, Module, Reparameterize, sigmoid
+from ..losses import BernoulliLoss, GaussianLoss, bernoulli_nll, clamp_pixel_logvar, gaussian_nll
+from ..nn import Linear, Module, Parameter, Reparameterize, sigmoid
 from ..nn.init import default_rng
 from .architecture import FEATURES, IMAGE_SHAPE, build_decoder, build_encoder
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+VARIANCES = ("fixed", "learned")
 
 
 class VAE(Module):
@@ -22,22 +33,60 @@ class VAE(Module):
     kind = "vae"
     condition_dim = 0
 
-    def __init__(self, latent_dim=2, rng=None, dtype=np.float32):
+    def __init__(self, latent_dim=2, rng=None, dtype=np.float32, likelihood="bernoulli",
+                 variance="fixed", pixel_variance=1.0):
         if int(latent_dim) < 1:
             raise ValueError(f"{type(self).__name__}: latent_dim must be >= 1, got {latent_dim}")
+        if likelihood not in LIKELIHOODS or variance not in VARIANCES or not pixel_variance > 0:
+            raise ValueError(f"{type(self).__name__}: need likelihood in {LIKELIHOODS}, variance in "
+                             f"{VARIANCES} and pixel_variance > 0 (got {likelihood!r}, {variance!r}, "
+                             f"{pixel_variance})")
         rng = default_rng(rng)
+        self.likelihood, self.variance = likelihood, variance
+        self.pixel_variance = float(pixel_variance)
         self.latent_dim = int(latent_dim)
         self.encoder = build_encoder(IMAGE_SHAPE[0] + self.condition_dim, rng)
         self.fc_mu = Linear(FEATURES, self.latent_dim, rng=rng)
         self.fc_logvar = Linear(FEATURES, self.latent_dim, rng=rng)
         self.decoder = build_decoder(self.latent_dim + self.condition_dim, rng)
         self.reparameterize = Reparameterize()
+        if likelihood == "gaussian" and variance == "learned":
+            # Assigned last: a Bernoulli model's parameters, their order and the draws
+            # from ``rng`` are the same as before this option existed.
+            self.pixel_logvar = Parameter(np.full(IMAGE_SHAPE, math.log(self.pixel_variance), np.float32))
         if dtype != np.float32:
             self.to(dtype)
 
     def config(self):
         """What it takes to rebuild this model (stored in checkpoints)."""
-        return {"model": self.kind, "latent_dim": self.latent_dim}
+        config = {"model": self.kind, "latent_dim": self.latent_dim}
+        if self.likelihood != "bernoulli":
+            config.update(likelihood=self.likelihood, variance=self.variance,
+                          pixel_variance=self.pixel_variance)
+        return config
+
+    # -- the decoder's likelihood p(x|z) --------------------------------------------
+    def pixel_log_variance(self):
+        """Gaussian decoder: log sigma^2 in use (an image-shaped array if learned, else a float)."""
+        if self.likelihood != "gaussian":
+            raise ValueError(f"{type(self).__name__}: a Bernoulli decoder has no variance")
+        if self.variance == "learned":
+            return clamp_pixel_logvar(self.pixel_logvar.data)[0]
+        return math.log(self.pixel_variance)
+
+    def log_likelihood(self, logits, x):
+        """log p(x | z) per image, (N,) float64, from the decoder's logits for z."""
+        if self.likelihood == "bernoulli":
+            return -bernoulli_nll(logits, x)
+        return -gaussian_nll(sigmoid(logits), x, self.pixel_log_variance())
+
+    def reconstruction_loss(self):
+        """A fresh loss object for -log p(x|z) (batch mean) with a hand-written backward."""
+        if self.likelihood == "bernoulli":
+            return BernoulliLoss()
+        if self.variance == "learned":
+            return GaussianLoss(self.pixel_logvar)
+        return GaussianLoss(math.log(self.pixel_variance))
 
     # -- conditioning hooks (a VAE has none) -------------------------------------
     def _encoder_input(self, x, labels):
@@ -65,7 +114,7 @@ class VAE(Module):
         return self.decoder.forward(self._decoder_input(z.astype(self.dtype, copy=False), labels))
 
     def decode(self, z, labels=None):
-        """z (N, latent_dim) -> pixel probabilities (N, 1, 28, 28)."""
+        """z (N, latent_dim) -> pixel probabilities (N, 1, 28, 28) (the Gaussian decoder's means)."""
         return sigmoid(self.decode_logits(z, labels))
 
     # -- training step ------------------------------------------------------------

@@ -49,7 +49,8 @@ class Conv2d(Module):
         self.bias = Parameter(uniform_fan_in((out_channels,), fan_in(shape), rng, dtype)) if bias else None
         self.requires_input_grad = True
         self._x_shape = None
-        self._cols = None
+        self._cols = None            # im2col of the input, kept for dW; its buffer is reused
+        self._grad_cols = None       # scratch buffer for dcols, reused across steps
         self._weight_matrix = None
 
     def output_shape(self, input_shape):
@@ -85,7 +86,10 @@ class Conv2d(Module):
             self.bias.grad += grad.sum(axis=0)
         if not self.requires_input_grad:
             return None
-        grad_cols = grad @ self._weight_matrix
+        shape = (grad.shape[0], self._weight_matrix.shape[1])
+        if self._grad_cols is None or self._grad_cols.shape != shape or self._grad_cols.dtype != grad.dtype:
+            self._grad_cols = np.empty(shape, dtype=grad.dtype)
+        grad_cols = np.matmul(grad, self._weight_matrix, out=self._grad_cols)
         grad_x = col2im_nhwc(grad_cols, (n, h, w, c_in), self.kernel_size, self.stride, self.padding)
         return grad_x.transpose(0, 3, 1, 2)
 

@@ -42,6 +42,8 @@ class ConvTranspose2d(Module):
         self._x_rows = None
         self._x_shape = None
         self._weight_matrix = None
+        self._cols = None            # scratch buffers for cols (forward) and dcols (backward),
+        self._grad_cols = None       # reused across steps
 
     def output_shape(self, input_shape):
         n, _, h, w = input_shape
@@ -62,7 +64,10 @@ class ConvTranspose2d(Module):
         self._x_rows = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).reshape(n * h * w, c_in)
         # (C_in, C_out, kH, kW) -> (C_in, kH*kW*C_out), the column order of the patches.
         self._weight_matrix = self.weight.data.transpose(0, 2, 3, 1).reshape(c_in, -1)
-        cols = self._x_rows @ self._weight_matrix
+        shape = (self._x_rows.shape[0], self._weight_matrix.shape[1])
+        if self._cols is None or self._cols.shape != shape or self._cols.dtype != x.dtype:
+            self._cols = np.empty(shape, dtype=x.dtype)
+        cols = np.matmul(self._x_rows, self._weight_matrix, out=self._cols)
         y = col2im_nhwc(cols, (n, out_h, out_w, c_out), self.kernel_size, self.stride, self.padding)
         if self.bias is not None:
             y += self.bias.data
@@ -73,7 +78,8 @@ class ConvTranspose2d(Module):
         n, c_in, h, w = self._x_shape
         _, c_out, kh, kw = self.weight.data.shape
         grad = np.ascontiguousarray(grad_out.transpose(0, 2, 3, 1))
-        grad_cols = im2col_nhwc(grad, self.kernel_size, self.stride, self.padding)
+        self._grad_cols = im2col_nhwc(grad, self.kernel_size, self.stride, self.padding, out=self._grad_cols)
+        grad_cols = self._grad_cols
         grad_weight = x_rows.T @ grad_cols
         self.weight.grad += grad_weight.reshape(c_in, kh, kw, c_out).transpose(0, 3, 1, 2)
         if self.bias is not None:

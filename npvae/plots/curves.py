@@ -1,7 +1,9 @@
 """Figure 1: training curves (paper Fig. 1) from RUN_DIR/metrics.csv."""
 import numpy as np
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from .images import new_figure
+from .run import recon_name
 
 TRAIN_COLOR, TEST_COLOR = "#1f77b4", "#d62728"
 HEALTHY_RATIO = (10, 50)  # paper section 4.4: "values 10-50 suggest healthy training"
@@ -27,9 +29,9 @@ def training_curves_figure(run, rng=None):
     beta = float(run.config.get("beta", 1.0))
     marker = "o" if len(epochs) <= 40 else None
 
-    fig = new_figure(13, 4.3)
+    fig = new_figure(13, 4.6)
     axes = fig.subplots(1, 3)
-    panels = (("recon", "Reconstruction loss", "BCE per image (nats)"),
+    panels = (("recon", "Reconstruction loss", f"{recon_name(run.config)} per image (nats)"),
               ("kl", "KL divergence (before $\\beta$ weighting)", "KL per image (nats)"),
               ("ratio", "Reconstruction / KL ratio", "recon / KL (log scale)"))
     for ax, (key, title, ylabel) in zip(axes, panels):
@@ -55,8 +57,14 @@ def training_curves_figure(run, rng=None):
         ratio_ax.axhspan(*HEALTHY_RATIO, color="#2ca02c", alpha=0.12, lw=0, label="paper's healthy range 10-50")
         low, high = min(finite.min(), HEALTHY_RATIO[0]), max(finite.max(), HEALTHY_RATIO[1])
         ratio_ax.set_ylim(low / 1.5, high * 1.5)
-    axes[0].legend(loc="upper right", fontsize=9)
-    ratio_ax.legend(loc="upper right", fontsize=9)
+        plain = FuncFormatter(lambda v, _: f"{v:g}")
+        ratio_ax.yaxis.set_major_formatter(plain)
+        # within two decades, label the 2s and 5s too; beyond, decades only
+        few = np.log10(high * 1.5) - np.log10(low / 1.5) < 2
+        ratio_ax.yaxis.set_minor_formatter(
+            FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else "") if few else NullFormatter())
+    handles, labels = ratio_ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(handles), fontsize=9, frameon=False)
     schedule = run.config.get("schedule", "epoch")
     fig.suptitle(f"{run.kind.upper()} training on {run.dataset}: {len(epochs)} epoch(s), "
                  f"latent {run.latent_dim}, final $\\beta$ = {beta:g}"

@@ -14,13 +14,25 @@ PAD = 2           # pixels between cells
 SEPARATOR = 8     # pixels of an extra gap that sets a column apart (real vs generated)
 DPI = 110
 CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-                "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")  # tab10
+                "#8c564b", "#e377c2", "#3b3b3b", "#bcbd22", "#17becf")  # tab10, 7 darker
 
 
 def new_figure(width, height, layout="constrained"):
     fig = Figure(figsize=(width, height), layout=layout)
+    if layout == "constrained":
+        fig.get_layout_engine().set(w_pad=0.1, h_pad=0.08)
     FigureCanvasAgg(fig)
     return fig
+
+
+def digits_figure(nrows, ncols, width=10.0, extra_height=1.0, label_width=1.1,
+                  separate_after=(), separate_rows_after=()):
+    """A figure with one axes, sized so an (nrows x ncols) mosaic fills its width: the
+    height follows the mosaic's aspect, plus ``extra_height`` inches for titles and ticks."""
+    _, w = _starts(ncols, 28, set(separate_after))
+    _, h = _starts(nrows, 28, set(separate_rows_after))
+    fig = new_figure(width, (width - label_width) * h / w + extra_height)
+    return fig, fig.add_subplot()
 
 
 def save_figure(fig, path):
@@ -36,14 +48,14 @@ def _starts(count, size, separate_after):
     return starts, position
 
 
-def mosaic(images, nrows, ncols, separate_after=()):
+def mosaic(images, nrows, ncols, separate_after=(), separate_rows_after=()):
     """(nrows * ncols, h, w) images in row-major order -> one 2-D array, and the cell centres
     (x of each column, y of each row) in its pixel coordinates."""
     images = np.asarray(images, dtype=np.float32)
     h, w = images.shape[-2:]
     images = images.reshape(nrows, ncols, h, w)
     xs, width = _starts(ncols, w, set(separate_after))
-    ys, height = _starts(nrows, h, set())
+    ys, height = _starts(nrows, h, set(separate_rows_after))
     out = np.full((height, width), GAP_VALUE, dtype=np.float32)
     for r in range(nrows):
         for c in range(ncols):
@@ -53,10 +65,10 @@ def mosaic(images, nrows, ncols, separate_after=()):
 
 
 def show_digits(ax, images, nrows, ncols, title=None, row_labels=None, col_labels=None,
-                separate_after=(), xlabel=None, ylabel=None):
+                separate_after=(), separate_rows_after=(), xlabel=None, ylabel=None):
     """Draw a mosaic of digit images on ``ax``, labelled by row and column when given;
     returns the cell centres (x of each column, y of each row) in data coordinates."""
-    grid, (xs, ys) = mosaic(images, nrows, ncols, separate_after)
+    grid, (xs, ys) = mosaic(images, nrows, ncols, separate_after, separate_rows_after)
     ax.imshow(grid, cmap=CMAP, vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks(xs if col_labels is not None else [])
     ax.set_yticks(ys if row_labels is not None else [])
@@ -87,10 +99,11 @@ def reconstructions_figure(run, rng, blocks=3, per_row=12):
         part = slice(b * per_row, (b + 1) * per_row)
         rows += [x[part] / 255.0, recon[part]]
         names += ["test digit", "reconstruction"]
-    fig = new_figure(10, 0.85 * 2 * blocks + 1.0)
-    ax = fig.add_subplot()
+    fig, ax = digits_figure(2 * blocks, per_row, 10, 0.55, 1.1,
+                            separate_rows_after=range(1, 2 * blocks - 1, 2))
     given = " (label given to encoder and decoder)" if run.conditional else ""
     show_digits(ax, np.concatenate(rows), 2 * blocks, per_row, row_labels=names,
+                separate_rows_after=range(1, 2 * blocks - 1, 2),
                 title=f"{run.kind.upper()} reconstructions{given}: each test digit above the "
                       f"decoding of its posterior mean")
     return fig
@@ -101,15 +114,14 @@ def prior_samples_figure(run, rng, side=10):
     z = rng.standard_normal((side * side, run.latent_dim))
     if run.conditional:
         labels = rng.integers(0, run.model.num_classes, size=side * side)
-        title = "CVAE samples from the prior: $z \\sim \\mathcal{N}(0, I)$, random labels (in the corner)"
+        title = "CVAE samples from the prior: $z \\sim \\mathcal{N}(0, I)$, random labels (red, in the corner)"
     else:
         labels = None
         title = "VAE samples from the prior: $z \\sim \\mathcal{N}(0, I)$ decoded"
-    fig = new_figure(7.2, 7.6)
-    ax = fig.add_subplot()
+    fig, ax = digits_figure(side, side, 7.2, 0.5, 0.25)
     xs, ys = show_digits(ax, run.decode(z, labels), side, side, title=title)
     if run.conditional:
         for k, label in enumerate(labels):
-            ax.text(xs[k % side] - 12.5, ys[k // side] - 12.5, str(label), fontsize=7,
-                    color=CLASS_COLORS[label], ha="left", va="top", fontweight="bold")
+            ax.text(xs[k % side] - 12.5, ys[k // side] - 12.5, run.class_names[label], fontsize=7,
+                    color="#b00020", ha="left", va="top", fontweight="bold")
     return fig

@@ -4,7 +4,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle
 
-from .images import CLASS_COLORS, new_figure, show_digits
+from .images import CLASS_COLORS, digits_figure, new_figure, show_digits
 
 TRAVERSAL_RANGE = 3.0
 TRAVERSAL_STEPS = 13            # -3, -2.5, ..., 3
@@ -22,7 +22,7 @@ def prior_circles(ax, radii=(1, 2), label=True):
     return None
 
 
-def scatter_latent(ax, run, only=None, background=False, size=4):
+def scatter_latent(ax, run, only=None, background=False, size=4, equal=True):
     """Scatter the test means of ``run.latent()`` on ``ax`` coloured by class. ``only``: one
     class drawn in colour; ``background``: every point first in light grey."""
     latent = run.latent()
@@ -30,8 +30,15 @@ def scatter_latent(ax, run, only=None, background=False, size=4):
     if coords.shape[1] == 1:  # d = 1: spread the classes apart vertically
         jitter = np.random.default_rng(0).uniform(-0.3, 0.3, len(labels))
         coords = np.stack([coords[:, 0], labels + jitter], axis=1)
-    if background:
-        ax.scatter(coords[:, 0], coords[:, 1], s=size * 0.6, c="0.82", lw=0, rasterized=True)
+    if background:  # all the codes as a light-grey density: cheaper to store than 5,000 dots
+        low, high = coords.min(axis=0), coords.max(axis=0)
+        span = np.maximum(high - low, 1e-6)
+        low, high = low - 0.02 * span, high + 0.02 * span
+        counts, xe, ye = np.histogram2d(coords[:, 0], coords[:, 1], bins=48,
+                                        range=[[low[0], high[0]], [low[1], high[1]]])
+        shade = np.where(counts.T > 0, 0.12 + 0.28 * np.sqrt(counts.T / counts.max()), 0.0)
+        ax.imshow(shade, cmap="Greys", vmin=0, vmax=1, origin="lower", interpolation="nearest",
+                  extent=(xe[0], xe[-1], ye[0], ye[-1]), aspect="auto", zorder=0)
     classes = range(len(run.class_names)) if only is None else [only]
     for k in classes:
         mask = labels == k
@@ -39,7 +46,7 @@ def scatter_latent(ax, run, only=None, background=False, size=4):
                    alpha=0.7 if only is None else 0.9, label=run.class_names[k], rasterized=True)
     ax.set_xlabel(latent["names"][0])
     ax.set_ylabel(latent["names"][1] if len(latent["names"]) > 1 else "class (jittered)")
-    if coords.shape[1] == 2 and len(latent["names"]) > 1:
+    if equal and len(latent["names"]) > 1:
         ax.set_aspect("equal", adjustable="datalim")
     ax.grid(alpha=0.25)
     return coords
@@ -58,11 +65,11 @@ def latent_space_figure(run, rng=None):
     ax.legend(handles, names, title="class", loc="center left", bbox_to_anchor=(1.01, 0.5),
               markerscale=3, fontsize=9, frameon=False)
     what = ("latent means $\\mu(x)$" if run.latent_dim <= 2 else
-            f"latent means $\\mu(x)$, PCA of {run.latent_dim}-D")
-    expect = ("should overlap: the label carries the class" if run.conditional
-              else "cluster by class, learned without labels")
+            f"PCA of the {run.latent_dim}-D latent means $\\mu(x)$")
+    expect = ("classes should overlap: the decoder is given the label" if run.conditional
+              else "classes should form clusters, although no label was used")
     fig.suptitle(f"{run.kind.upper()} latent space: {len(latent['labels']):,} {run.dataset} test "
-                 f"images, {what}\n(classes {expect})", fontsize=11)
+                 f"images, {what}\n({expect})", fontsize=11)
     return fig
 
 
@@ -78,16 +85,17 @@ def traversal_figure(run, rng=None, label=None):
         rows = [f"{v:g}" for v in values[::-1]]
     images = run.decode(run.plane(a.ravel(), b.ravel()), label)
     nrows = 1 if run.latent_dim == 1 else TRAVERSAL_STEPS
-    fig = new_figure(8.4, 9.0 if nrows > 1 else 2.4)
-    ax = fig.add_subplot()
+    fig, ax = digits_figure(nrows, TRAVERSAL_STEPS, 8.4, 1.0, 0.6 if nrows > 1 else 0.2)
     show_digits(ax, images, nrows, TRAVERSAL_STEPS, col_labels=[f"{v:g}" for v in values],
                 row_labels=rows if nrows > 1 else None, xlabel=names[0],
                 ylabel=names[1] if nrows > 1 else None)
-    plane = "latent plane" if run.latent_dim <= 2 else "plane of the first two principal directions"
-    extra = "" if run.latent_dim <= 2 else ", other principal coordinates 0"
-    condition = f", all decoded as class {run.class_names[label]}" if run.conditional else ""
-    ax.set_title(f"{run.kind.upper()} latent traversal: {plane} over "
-                 f"[-{TRAVERSAL_RANGE:g}, {TRAVERSAL_RANGE:g}]$^2${extra}{condition}", fontsize=11)
+    condition = f", every cell decoded as class {run.class_names[label]}" if run.conditional else ""
+    title = (f"{run.kind.upper()} latent traversal: decoded grid over "
+             f"[-{TRAVERSAL_RANGE:g}, {TRAVERSAL_RANGE:g}]$^2${condition}")
+    if run.latent_dim > 2:
+        title += ("\nin the plane of the first two principal directions of the test means, "
+                  "other principal coordinates 0")
+    ax.set_title(title, fontsize=11)
     return fig
 
 
@@ -114,8 +122,7 @@ def interpolation_figure(run, rng, pairs=INTERPOLATION_PAIRS, steps=INTERPOLATIO
     decoded = decoded.reshape(len(pairs), steps, 28, 28)
     rows = np.concatenate([images[sources][:, None] / 255.0, decoded,
                            images[targets][:, None] / 255.0], axis=1)
-    fig = new_figure(10, 0.95 * len(pairs) + 1.6)
-    ax = fig.add_subplot()
+    fig, ax = digits_figure(len(pairs), steps + 2, 10, 1.0, 0.7, separate_after=(0, steps))
     names = run.class_names
     show_digits(ax, rows.reshape(-1, 28, 28), len(pairs), steps + 2,
                 row_labels=[f"{names[a]} → {names[b]}" for a, b in pairs],

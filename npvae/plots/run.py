@@ -26,6 +26,11 @@ def class_names(dataset):
     return FASHION_NAMES if dataset == "fashion-mnist" else MNIST_NAMES
 
 
+def recon_name(config):
+    """What the reconstruction term is for this run's decoder (BCE for the paper's Bernoulli)."""
+    return "Gaussian NLL" if config.get("likelihood", "bernoulli") == "gaussian" else "BCE"
+
+
 def read_config(run_dir):
     """RUN_DIR/config.json as a dict, with errors that name the file."""
     if not os.path.isdir(run_dir):

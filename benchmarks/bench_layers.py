@@ -1,0 +1,107 @@
+"""Per-layer forward and backward time of the paper's VAE and CVAE at batch 128.
+
+    python benchmarks/bench_layers.py [--repeats 15] [--batch-size 128]
+
+Every layer is timed on the activations (and memory layouts) it sees in a real training
+step, median over repeats after warm-up, in ms and GFLOP/s (multiply-add = 2 FLOP), with
+its share of one full training step measured in the same run.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import machine, median_seconds, write_json  # noqa: E402
+
+from npvae.losses import NegativeELBO  # noqa: E402
+from npvae.models import CVAE, VAE  # noqa: E402
+from npvae.nn import Conv2d, ConvTranspose2d, Linear  # noqa: E402
+from npvae.optim import Adam  # noqa: E402
+from npvae.train import train_step  # noqa: E402
+
+
+def forward_flops(layer, x, y):
+    """Multiply-adds x 2 of one forward pass."""
+    if isinstance(layer, Conv2d):
+        return 2 * y.size * layer.in_channels * np.prod(layer.kernel_size)
+    if isinstance(layer, ConvTranspose2d):
+        return 2 * x.size * layer.out_channels * np.prod(layer.kernel_size)
+    if isinstance(layer, Linear):
+        return 2 * x.shape[0] * layer.in_features * layer.out_features
+    return 0
+
+
+def layer_table(model, x, labels, repeats):
+    """Rows of (name, forward ms, backward ms, forward GFLOP/s, backward GFLOP/s)."""
+    rng = np.random.default_rng(1)
+    stages = [("encoder." + str(i), layer) for i, layer in enumerate(model.encoder)]
+    h = model._encoder_input(x, labels)
+    inputs = []
+    for name, layer in stages:
+        inputs.append(h)
+        h = layer.forward(h)
+    stages += [("fc_mu", model.fc_mu), ("fc_logvar", model.fc_logvar)]
+    inputs += [h, h]
+    z = model._decoder_input(model.fc_mu.forward(h), labels)
+    h = z
+    for i, layer in enumerate(model.decoder):
+        stages.append(("decoder." + str(i), layer))
+        inputs.append(h)
+        h = layer.forward(h)
+    rows = []
+    for (name, layer), layer_input in zip(stages, inputs):
+        y = layer.forward(layer_input)
+        grad = np.empty_like(y)
+        grad[...] = rng.standard_normal(y.shape)
+        fwd, _ = median_seconds(lambda: layer.forward(layer_input), repeats)
+        bwd, _ = median_seconds(lambda: layer.backward(grad.copy()), repeats)
+        copy, _ = median_seconds(lambda: grad.copy(), repeats)
+        bwd = max(bwd - copy, 0.0)
+        flops = forward_flops(layer, layer_input, y)
+        backward_flops = flops * (1 if getattr(layer, "requires_input_grad", True) is False else 2)
+        rows.append({"layer": name, "type": repr(layer), "forward_ms": 1e3 * fwd, "backward_ms": 1e3 * bwd,
+                     "forward_gflops": flops / fwd / 1e9 if flops else None,
+                     "backward_gflops": backward_flops / bwd / 1e9 if flops and bwd else None})
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "bench_layers.json"))
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    results = {"machine": machine(), "batch_size": args.batch_size, "repeats": args.repeats,
+               "command": "python benchmarks/bench_layers.py " + " ".join(sys.argv[1:])}
+    for model in (VAE(rng=0), CVAE(rng=0)):
+        x = (rng.random((args.batch_size, 1, 28, 28)) < 0.15).astype(np.float32)
+        labels = rng.integers(0, 10, args.batch_size)
+        eps = rng.standard_normal((args.batch_size, 2), dtype=np.float32)
+        optimizer, objective = Adam(model.parameters()), NegativeELBO()
+        for _ in range(3):
+            train_step(model, optimizer, objective, x, labels, eps, 1.0)
+        step, _ = median_seconds(lambda: train_step(model, optimizer, objective, x, labels, eps, 1.0),
+                                 args.repeats)
+        rows = layer_table(model, x, labels, args.repeats)
+        print(f"\n{model.kind.upper()}: one training step {1e3 * step:.1f} ms "
+              f"({args.batch_size / step:.0f} images/s)")
+        print(f"{'layer':<12} {'type':<34} {'fwd ms':>7} {'GFLOP/s':>8} {'bwd ms':>7} {'GFLOP/s':>8} {'share':>6}")
+        for r in rows:
+            r["share_of_step"] = (r["forward_ms"] + r["backward_ms"]) / (1e3 * step)
+            kind = r["type"].split("(")[0] + "(" + ",".join(r["type"].split("(")[1].split(",")[:2]) + ")" \
+                if "(" in r["type"] and "," in r["type"] else r["type"]
+            fg = f"{r['forward_gflops']:8.1f}" if r["forward_gflops"] else f"{'':8}"
+            bg = f"{r['backward_gflops']:8.1f}" if r["backward_gflops"] else f"{'':8}"
+            print(f"{r['layer']:<12} {kind[:34]:<34} {r['forward_ms']:7.2f} {fg} {r['backward_ms']:7.2f} {bg} "
+                  f"{100 * r['share_of_step']:5.1f}%")
+        accounted = sum(r["share_of_step"] for r in rows)
+        print(f"layers account for {100 * accounted:.0f}% of the step; the rest is loss, Adam and glue")
+        results[model.kind] = {"step_ms": 1e3 * step, "images_per_s": args.batch_size / step, "layers": rows}
+    write_json(args.out, results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,312 @@
+"""Test log-likelihood log p(x): the importance-weighted estimate and, for a 2-D latent, a grid.
+
+Importance weighting (Burda, Grosse and Salakhutdinov, 2016). With z_1..z_K ~ q(z|x),
+
+    log p(x) ~ IWAE_K = log (1/K) sum_k w_k,    w_k = p(x | z_k) p(z_k) / q(z_k | x),
+
+a lower bound in expectation that is the ELBO for K = 1, does not decrease with K and
+tends to log p(x) as K grows; when q is the exact posterior every w_k equals p(x) and the
+estimate is exact for any K. The log-weights are formed in float64 and combined with a
+streaming log-sum-exp, so K can be large and nothing underflows.
+
+:func:`iwae_log_likelihood` is generic (it takes a sampler and a log-joint callable);
+:func:`model_iwae` and :func:`evaluate_iwae` apply it to the conv VAE/CVAE efficiently:
+each chunk of images is encoded once, then its z's are decoded ``batch_size`` at a time
+(e.g. 1000 z's per decoder call, one or several images' worth), so the decoder runs
+through the same im2col/GEMM path as in training.
+
+Grid integration. With a 2-D latent, log p(x) = log int p(x|z) p(z) dz can be computed
+directly by the midpoint rule on a fine grid: :func:`grid_log_integral` (generic) and
+:func:`model_grid_log_likelihood`, which integrates over mu +- 8 sigma of q(z|x) and adds,
+from a coarser grid over the prior's region, the mass outside that box.
+
+All values are natural-log densities per image (nats), the sign convention of a
+log-likelihood: higher is better, and log p(x) = -(recon + KL) for the ELBO.
+"""
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from .data import to_float
+from .evaluate import evaluate_elbo as _bernoulli_evaluate_elbo
+from .evaluate import summarize
+from .losses import gaussian_kl
+from .nn.reparameterize import clamp_logvar
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+# -- numerics ---------------------------------------------------------------------
+def log_mean_exp(a, axis=-1):
+    """log mean exp(a) along ``axis``, in float64, without overflow or underflow."""
+    a = np.asarray(a, dtype=np.float64)
+    peak = np.max(a, axis=axis, keepdims=True)
+    peak = np.where(np.isfinite(peak), peak, 0.0)
+    out = np.log(np.mean(np.exp(a - peak), axis=axis, keepdims=True)) + peak
+    return np.squeeze(out, axis=axis)
+
+
+def log_standard_normal(z):
+    """log N(z; 0, I) summed over the last axis, float64."""
+    z = np.asarray(z, dtype=np.float64)
+    return -0.5 * np.sum(z * z + LOG_2PI, axis=-1)
+
+
+def standard_error(values):
+    """std / sqrt(n) of a 1-D sample (0 for fewer than two values)."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(np.std(values, ddof=1) / math.sqrt(values.size)) if values.size > 1 else 0.0
+
+
+class _LogMeanExp:
+    """Running log-mean-exp over the columns of successive (N, k) blocks."""
+
+    def __init__(self, n):
+        self.peak = np.full(n, -np.inf)
+        self.total = np.zeros(n)
+        self.sum = np.zeros(n)
+        self.count = 0
+
+    def add(self, block):
+        block = np.asarray(block, dtype=np.float64)
+        new_peak = np.maximum(self.peak, block.max(axis=1))
+        safe = np.where(np.isfinite(new_peak), new_peak, 0.0)
+        self.total = self.total * np.exp(self.peak - safe) + np.exp(block - safe[:, None]).sum(axis=1)
+        self.peak = new_peak
+        self.sum += block.sum(axis=1)
+        self.count += block.shape[1]
+
+    def log_mean(self):
+        safe = np.where(np.isfinite(self.peak), self.peak, 0.0)
+        with np.errstate(divide="ignore"):
+            return np.log(self.total) + safe - math.log(self.count)
+
+    def mean(self):
+        return self.sum / self.count
+
+
+# -- the importance-weighted estimate ---------------------------------------------
+@dataclass
+class IWAEEstimate:
+    """Per-item results: ``log_px`` = IWAE_K, ``elbo`` = mean_k log w_k (a K-sample ELBO)."""
+    log_px: np.ndarray
+    elbo: np.ndarray
+    num_samples: int
+
+
+def iwae_log_likelihood(sample, log_joint, num_samples, rng=None, samples_per_call=1000):
+    """IWAE_K = log mean_k p(x, z_k) / q(z_k | x) for N items at once, z_k ~ q(z | x).
+
+    ``sample(k, rng) -> (z, log_q)``: k draws per item, z of shape (N, k, ...) and
+    log_q = log q(z | x) of shape (N, k). ``log_joint(z) -> (N, k)``: log p(x, z) for the
+    same z. Draws ``num_samples`` per item, ``samples_per_call`` at a time (the memory
+    bound), and returns an :class:`IWAEEstimate` with (N,) float64 arrays.
+    """
+    if num_samples < 1 or samples_per_call < 1:
+        raise ValueError(f"need num_samples >= 1 and samples_per_call >= 1, "
+                         f"got {num_samples} and {samples_per_call}")
+    rng = np.random.default_rng(rng)
+    accumulator = None
+    remaining = int(num_samples)
+    while remaining > 0:
+        k = min(remaining, int(samples_per_call))
+        z, log_q = sample(k, rng)
+        log_w = np.asarray(log_joint(z), dtype=np.float64) - np.asarray(log_q, dtype=np.float64)
+        if log_w.ndim != 2 or log_w.shape[1] != k:
+            raise ValueError(f"iwae_log_likelihood: log weights must be (N, {k}), got {log_w.shape}")
+        if accumulator is None:
+            accumulator = _LogMeanExp(log_w.shape[0])
+        accumulator.add(log_w)
+        remaining -= k
+    return IWAEEstimate(accumulator.log_mean(), accumulator.mean(), int(num_samples))
+
+
+def _posterior(model, x, labels):
+    """Encode once: float64 mu, clamped logvar and sigma of q(z|x)."""
+    mu, logvar = model.encode(x, labels)
+    logvar = clamp_logvar(logvar.astype(np.float64))[0]
+    return mu.astype(np.float64), logvar, np.exp(0.5 * logvar)
+
+
+def model_iwae(model, x, labels, num_samples, rng=None, batch_size=1000, on_decode=None):
+    """IWAE_K for a chunk of float images x (m, 1, 28, 28) under a VAE/CVAE (true labels).
+
+    The chunk is encoded once; its m * K latent draws are decoded about ``batch_size`` per
+    decoder call (K per image per call if m * K fits, otherwise batch_size // m).
+    ``on_decode(count)`` is called after each decoder call (for a progress bar).
+    """
+    m, d = x.shape[0], model.latent_dim
+    mu, logvar, sigma = _posterior(model, x, labels)
+    labels = None if labels is None else np.asarray(labels)
+    repeated = {}
+
+    def targets(k):
+        if k not in repeated:
+            repeated.clear()
+            repeated[k] = (np.repeat(x, k, axis=0),
+                           None if labels is None else np.repeat(labels, k))
+        return repeated[k]
+
+    def sample(k, rng):
+        eps = rng.standard_normal((m, k, d))
+        # The density of q is taken at the point the decoder actually sees (rounded to its dtype).
+        z = (mu[:, None] + sigma[:, None] * eps).astype(model.dtype).astype(np.float64)
+        u = (z - mu[:, None]) / sigma[:, None]
+        log_q = -0.5 * np.sum(u * u + logvar[:, None] + LOG_2PI, axis=-1)
+        return z, log_q
+
+    def log_joint(z):
+        k = z.shape[1]
+        x_rep, labels_rep = targets(k)
+        logits = model.decode_logits(z.reshape(m * k, d).astype(model.dtype), labels_rep)
+        log_px_z = model.log_likelihood(logits, x_rep).reshape(m, k)
+        if on_decode is not None:
+            on_decode(m * k)
+        return log_px_z + log_standard_normal(z)
+
+    per_call = max(1, int(batch_size) // m)
+    return iwae_log_likelihood(sample, log_joint, num_samples, rng, samples_per_call=per_call)
+
+
+def evaluate_iwae(model, images, labels, num_samples, rng=None, batch_size=1000, progress=True):
+    """IWAE_K over uint8 ``images`` (with their true labels for a CVAE).
+
+    Images are taken max(1, batch_size // K) at a time. Returns a dict: per-image
+    ``log_px`` and ``elbo`` arrays, their means and standard errors, ``seconds`` and
+    ``samples_per_s`` (decoded z's per second).
+    """
+    rng = np.random.default_rng(rng)
+    n = len(images)
+    per_chunk = max(1, int(batch_size) // int(num_samples))
+    log_px, elbo = np.empty(n), np.empty(n)
+    bar = tqdm(total=n * int(num_samples), desc=f"IWAE-{num_samples}", unit="z", unit_scale=True,
+               disable=not progress, dynamic_ncols=True, leave=False)
+    started = time.perf_counter()
+    try:
+        for start in range(0, n, per_chunk):
+            stop = min(start + per_chunk, n)
+            x = to_float(images[start:stop], model.dtype)
+            estimate = model_iwae(model, x, None if labels is None else labels[start:stop],
+                                  num_samples, rng, batch_size, on_decode=bar.update)
+            log_px[start:stop], elbo[start:stop] = estimate.log_px, estimate.elbo
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - started
+    return {"k": int(num_samples), "images": n, "log_px": log_px, "elbo": elbo,
+            "mean": float(log_px.mean()), "se": standard_error(log_px),
+            "elbo_mean": float(elbo.mean()), "elbo_se": standard_error(elbo),
+            "seconds": seconds, "samples_per_s": n * int(num_samples) / seconds if seconds > 0 else math.inf}
+
+
+# -- the ELBO under any decoder likelihood -----------------------------------------
+def elbo_per_image(model, images, labels, rng, batch_size=1000):
+    """Per-image (recon, kl) arrays: -log p(x|z) with one z ~ q(z|x) and the analytic KL.
+
+    Same draws and conventions as npvae.evaluate.evaluate_elbo, for either likelihood.
+    """
+    recon, kl = [], []
+    for start in range(0, len(images), batch_size):
+        stop = min(start + batch_size, len(images))
+        eps = rng.standard_normal((stop - start, model.latent_dim), dtype=model.dtype)
+        x = to_float(images[start:stop], model.dtype)
+        batch_labels = None if labels is None else labels[start:stop]
+        mu, logvar = model.encode(x, batch_labels)
+        z = model.reparameterize.forward(mu, logvar, eps)
+        recon.append(-model.log_likelihood(model.decode_logits(z, batch_labels), x))
+        kl.append(gaussian_kl(mu, logvar))
+    return np.concatenate(recon), np.concatenate(kl)
+
+
+def evaluate_elbo(model, images, labels, rng, batch_size=1000):
+    """npvae.evaluate.evaluate_elbo for a model of either likelihood (Bernoulli: that very function)."""
+    if getattr(model, "likelihood", "bernoulli") == "bernoulli":
+        return _bernoulli_evaluate_elbo(model, images, labels, rng, batch_size)
+    return summarize(*elbo_per_image(model, images, labels, rng, batch_size))
+
+
+# -- direct integration over a 2-D latent ------------------------------------------
+@dataclass
+class GridIntegral:
+    """log of the integral, the log-integrand's peak, and its largest value on the box's edge."""
+    log_integral: float
+    peak: float
+    edge: float
+    points: int
+
+
+def grid_log_integral(log_f, lo, hi, size=400, batch_size=4096, exclude=None):
+    """log int_box exp(log_f(z)) dz over the 2-D box [lo, hi], by the midpoint rule.
+
+    ``log_f((P, 2) float64) -> (P,)``; the box is cut into size x size cells and log_f is
+    evaluated at their centres, ``batch_size`` points per call; log-sum-exp plus the log of
+    the cell area gives the integral. ``exclude=(lo2, hi2)`` leaves out the cells whose
+    centres fall inside a second box (to add up disjoint regions).
+    """
+    lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+    if lo.shape != (2,) or hi.shape != (2,) or np.any(hi <= lo) or size < 2:
+        raise ValueError(f"grid_log_integral: need 2-D lo < hi and size >= 2, got {lo}, {hi}, {size}")
+    step = (hi - lo) / size
+    axes = [lo[i] + step[i] * (np.arange(size) + 0.5) for i in range(2)]
+    g0, g1 = np.meshgrid(*axes, indexing="ij")
+    points = np.stack([g0.ravel(), g1.ravel()], axis=1)
+    edge_mask = np.zeros((size, size), dtype=bool)
+    edge_mask[[0, -1], :] = edge_mask[:, [0, -1]] = True
+    edge_mask = edge_mask.ravel()
+    if exclude is not None:
+        lo2, hi2 = np.asarray(exclude[0]), np.asarray(exclude[1])
+        keep = ~np.all((points >= lo2) & (points <= hi2), axis=1)
+        points, edge_mask = points[keep], edge_mask[keep]
+    if len(points) == 0:
+        return GridIntegral(-math.inf, -math.inf, -math.inf, 0)
+    values = np.concatenate([np.asarray(log_f(points[s:s + batch_size]), dtype=np.float64)
+                             for s in range(0, len(points), batch_size)])
+    peak = float(values.max())
+    log_integral = peak + math.log(np.sum(np.exp(values - peak))) + math.log(step[0] * step[1])
+    edge = float(values[edge_mask].max()) if edge_mask.any() else -math.inf
+    return GridIntegral(log_integral, peak, edge, len(points))
+
+
+def model_grid_log_likelihood(model, x, label=None, size=400, width=8.0, prior_radius=8.0,
+                              prior_size=200, batch_size=2000, min_edge_drop=20.0):
+    """log p(x) of one float image x (1, 1, 28, 28) under a model with a 2-D latent, by a grid.
+
+    A size x size grid spans mu +- ``width`` sigma of q(z|x) (widened, up to 8-fold, while the
+    log-integrand on its edge is within ``min_edge_drop`` nats of its peak); a coarser prior_size^2 grid over
+    [-prior_radius, prior_radius]^2 (prior mass outside: about 1e-15 for 8) adds the
+    integrand's mass outside that box, as a check that nothing is missed. Returns a dict:
+    ``log_px`` (both parts), ``log_px_local`` (the box alone), ``log_outside`` and
+    ``edge_drop`` (how far below its peak the log-integrand is on the box's edge).
+    """
+    if model.latent_dim != 2:
+        raise ValueError(f"grid integration needs a 2-D latent, the model has {model.latent_dim}")
+    labels = None if label is None else np.asarray(label).reshape(1)
+    mu, _, sigma = _posterior(model, x, labels)
+    mu, sigma = mu[0], sigma[0]
+    x_rep = {}
+
+    def log_f(z):
+        p = len(z)
+        if p not in x_rep:
+            x_rep[p] = (np.repeat(x, p, axis=0), None if labels is None else np.repeat(labels, p))
+        target, labels_rep = x_rep[p]
+        logits = model.decode_logits(z.astype(model.dtype), labels_rep)
+        return model.log_likelihood(logits, target) + log_standard_normal(z)
+
+    # The box must hold the true posterior, which can be wider than q: widen it until the
+    # log-integrand on its edge is at least ``min_edge_drop`` nats below the peak.
+    for _ in range(4):
+        lo, hi = mu - width * sigma, mu + width * sigma
+        local = grid_log_integral(log_f, lo, hi, size, batch_size)
+        if local.peak - local.edge >= min_edge_drop:
+            break
+        width *= 2
+    outside = grid_log_integral(log_f, [-prior_radius] * 2, [prior_radius] * 2, prior_size,
+                                batch_size, exclude=(lo, hi))
+    return {"log_px": float(np.logaddexp(local.log_integral, outside.log_integral)),
+            "log_px_local": local.log_integral, "log_outside": outside.log_integral,
+            "edge_drop": local.peak - local.edge, "width": width, "mu": mu.tolist(),
+            "sigma": sigma.tolist(),
+            "points": local.points + outside.points}

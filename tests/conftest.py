@@ -28,7 +28,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-DEFAULT_EXAMPLES = 25
+DEFAULT_EXAMPLES = 50
 
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("npvae", max_examples=DEFAULT_EXAMPLES, **_common)

@@ -18,8 +18,10 @@ from npvae.nn import (Conv2d, ConvTranspose2d, Flatten, Linear, Module, ReLU, Re
 TOLERANCE = 1e-6        # max relative error of a float64 gradient, per tensor
 MAX_ENTRIES = 400       # tensors larger than this are checked on a random subset
 
-# Shape/forward properties are cheap; gradient checks cost ~1600 forward passes each.
+# Shape/forward properties are cheap; a gradient check costs ~1600 forward passes, and
+# one through a whole Sequential (whose layers are each checked on their own) ~9 times that.
 MANY = settings(max_examples=4 * settings.default.max_examples)
+FEW = settings(max_examples=max(1, settings.default.max_examples // 5))
 seeds = st.integers(0, 2**32 - 1)
 
 
@@ -224,6 +226,7 @@ def relu_margin(network, x):
     return margin
 
 
+@FEW
 @given(st.integers(1, 3), st.integers(1, 3), seeds)
 def test_sequential_gradients(n, c_in, seed):
     rng = np.random.default_rng(seed)
@@ -350,18 +353,20 @@ def nhwc_view(a):
 
 @given(st.booleans(), st.data(), seeds)
 def test_layers_give_identical_results_for_nchw_and_channels_last_memory(transposed, data, seed):
+    """Inside the models the convolutions pass each other channels-last memory seen as
+    NCHW; a plain NCHW array must give bit-identical outputs and gradients."""
     case = data.draw(conv_transpose_cases() if transposed else conv_cases())
     rng = np.random.default_rng(seed)
     factory = case.conv_transpose if transposed else case.conv
     x = rng.standard_normal(case.input_shape)
+    g = rng.standard_normal(factory(rng=seed).output_shape(x.shape))
     results = []
-    for x_in, layout in ((x, "nchw"), (nhwc_view(x), "nhwc")):
+    for to_layout in (np.ascontiguousarray, nhwc_view):
         layer = factory(rng=seed)
-        y = layer.forward(x_in)
-        g = rng.standard_normal(y.shape) if layout == "nchw" else nhwc_view(results[0][3])
-        dx = layer.backward(g if layout == "nhwc" else np.ascontiguousarray(g))
-        results.append((y.copy(), dx.copy(), grads(layer), g))
-    (y0, dx0, grads0, _), (y1, dx1, grads1, _) = results
+        y = layer.forward(to_layout(x))
+        dx = layer.backward(to_layout(g))
+        results.append((y.copy(), dx.copy(), grads(layer)))
+    (y0, dx0, grads0), (y1, dx1, grads1) = results
     np.testing.assert_array_equal(y0, y1)
     np.testing.assert_array_equal(dx0, dx1)
     for name in grads0:
@@ -532,6 +537,27 @@ def test_two_backward_calls_add_up(factory, shape):
         np.testing.assert_allclose(value, 2 * one[name], rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("factory, shape", ACCUMULATION_LAYERS + [
+    (lambda: Sigmoid(), (2, 3, 4)), (lambda: ReLU(), (2, 3, 4)),
+    (lambda: Sequential(Conv2d(2, 3, 3, stride=2, padding=1, rng=1, dtype=np.float64), ReLU(),
+                        ConvTranspose2d(3, 2, 3, stride=2, padding=1, rng=1, dtype=np.float64)),
+     (2, 2, 7, 7))])
+def test_results_are_not_overwritten_by_the_next_call(factory, shape):
+    """The layers reuse scratch buffers between steps; what they return must not be one."""
+    rng = np.random.default_rng(0)
+    layer = factory()
+    x1, x2 = rng.standard_normal(shape), rng.standard_normal(shape)
+    y1 = layer.forward(x1)
+    g1 = rng.standard_normal(y1.shape)
+    dx1 = layer.backward(g1)
+    saved_y1, saved_dx1 = y1.copy(), dx1.copy()
+    y2 = layer.forward(x2)
+    dx2 = layer.backward(rng.standard_normal(y2.shape))
+    np.testing.assert_array_equal(y1, saved_y1)
+    np.testing.assert_array_equal(dx1, saved_dx1)
+    assert not np.shares_memory(y1, y2) and not np.shares_memory(dx1, dx2)
+
+
 # -- dtypes ----------------------------------------------------------------------------
 
 DTYPE_LAYERS = {
@@ -600,6 +626,8 @@ BAD_INPUTS = [
     (lambda: Conv2d(3, 4, 3), (2, 4, 8, 8), "Conv2d", "(N, 3, H, W)"),  # wrong channels
     (lambda: Conv2d(3, 4, 5), (2, 3, 4, 8), "Conv2d", "H >= 5"),        # too small for k
     (lambda: Conv2d(3, 4, 5, padding=1), (2, 3, 8, 2), "Conv2d", "W >= 3"),
+    (lambda: Conv2d(3, 4, 3, padding=2), (2, 3, 0, 0), "Conv2d", "H >= 1"),   # empty image
+    (lambda: ConvTranspose2d(4, 2, 5), (1, 4, 0, 3), "ConvTranspose2d", "(N, 4, H, W)"),
     (lambda: ConvTranspose2d(4, 2, 3), (4, 6, 6), "ConvTranspose2d", "(N, 4, H, W)"),
     (lambda: ConvTranspose2d(4, 2, 3), (1, 3, 6, 6), "ConvTranspose2d", "(N, 4, H, W)"),
     (lambda: ConvTranspose2d(4, 2, 3, padding=2), (1, 4, 1, 5), "ConvTranspose2d", "(N, 4, H, W)"),

@@ -62,9 +62,10 @@ class Conv2d(Module):
         self._check_input(x, 4, f"(N, {self.in_channels}, H, W)")
         n, c, h, w = x.shape
         (kh, kw), (ph, pw) = self.kernel_size, self.padding
-        if c != self.in_channels or h + 2 * ph < kh or w + 2 * pw < kw:
+        if c != self.in_channels or min(h, w) < 1 or h + 2 * ph < kh or w + 2 * pw < kw:
             raise ValueError(f"{self!r}: expected input (N, {self.in_channels}, H, W) with "
-                             f"H >= {kh - 2 * ph} and W >= {kw - 2 * pw}, got {x.shape}")
+                             f"H >= {max(1, kh - 2 * ph)} and W >= {max(1, kw - 2 * pw)}, "
+                             f"got {x.shape}")
         _, c_out, out_h, out_w = self.output_shape(x.shape)
         self._x_shape = x.shape
         self._cols = im2col_nhwc(x.transpose(0, 2, 3, 1), self.kernel_size, self.stride,

@@ -54,7 +54,7 @@ class ConvTranspose2d(Module):
     def forward(self, x):
         self._check_input(x, 4, f"(N, {self.in_channels}, H, W)")
         out_shape = self.output_shape(x.shape)
-        if x.shape[1] != self.in_channels or min(out_shape[2:]) < 1:
+        if x.shape[1] != self.in_channels or min(x.shape[2:]) < 1 or min(out_shape[2:]) < 1:
             raise ValueError(f"{self!r}: expected input (N, {self.in_channels}, H, W) giving a "
                              f"non-empty output, got {x.shape} (output would be {out_shape})")
         n, c_in, h, w = x.shape

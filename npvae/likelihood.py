@@ -66,7 +66,8 @@ class _LogMeanExp:
 
     def __init__(self, n):
         self.peak = np.full(n, -np.inf)
-        self.total = np.zeros(n)
+        self.total = np.zeros(n)          # sum exp(a - peak)
+        self.squares = np.zeros(n)        # sum exp(2 (a - peak))
         self.sum = np.zeros(n)
         self.count = 0
 
@@ -74,7 +75,10 @@ class _LogMeanExp:
         block = np.asarray(block, dtype=np.float64)
         new_peak = np.maximum(self.peak, block.max(axis=1))
         safe = np.where(np.isfinite(new_peak), new_peak, 0.0)
-        self.total = self.total * np.exp(self.peak - safe) + np.exp(block - safe[:, None]).sum(axis=1)
+        rescale = np.exp(self.peak - safe)
+        scaled = np.exp(block - safe[:, None])
+        self.total = self.total * rescale + scaled.sum(axis=1)
+        self.squares = self.squares * rescale ** 2 + (scaled ** 2).sum(axis=1)
         self.peak = new_peak
         self.sum += block.sum(axis=1)
         self.count += block.shape[1]
@@ -87,14 +91,22 @@ class _LogMeanExp:
     def mean(self):
         return self.sum / self.count
 
+    def effective_sample_size(self):
+        """(sum w)^2 / sum w^2: K for equal weights, 1 when one weight dominates."""
+        return self.total ** 2 / self.squares
+
 
 # -- the importance-weighted estimate ---------------------------------------------
 @dataclass
 class IWAEEstimate:
-    """Per-item results: ``log_px`` = IWAE_K, ``elbo`` = mean_k log w_k (a K-sample ELBO)."""
+    """Per-item results: ``log_px`` = IWAE_K, ``elbo`` = mean_k log w_k (a K-sample ELBO), and
+    the importance weights' effective sample size ``ess`` = (sum w)^2 / sum w^2, between 1
+    and K: a small one means a few draws dominate and the estimate is noisy (q is far from
+    the posterior)."""
     log_px: np.ndarray
     elbo: np.ndarray
     num_samples: int
+    ess: np.ndarray = None
 
 
 def iwae_log_likelihood(sample, log_joint, num_samples, rng=None, samples_per_call=1000):
@@ -121,7 +133,8 @@ def iwae_log_likelihood(sample, log_joint, num_samples, rng=None, samples_per_ca
             accumulator = _LogMeanExp(log_w.shape[0])
         accumulator.add(log_w)
         remaining -= k
-    return IWAEEstimate(accumulator.log_mean(), accumulator.mean(), int(num_samples))
+    return IWAEEstimate(accumulator.log_mean(), accumulator.mean(), int(num_samples),
+                        accumulator.effective_sample_size())
 
 
 def _posterior(model, x, labels):
@@ -175,13 +188,13 @@ def evaluate_iwae(model, images, labels, num_samples, rng=None, batch_size=1000,
     """IWAE_K over uint8 ``images`` (with their true labels for a CVAE).
 
     Images are taken max(1, batch_size // K) at a time. Returns a dict: per-image
-    ``log_px`` and ``elbo`` arrays, their means and standard errors, ``seconds`` and
-    ``samples_per_s`` (decoded z's per second).
+    ``log_px``, ``elbo`` and ``ess`` arrays, the means and standard errors of the first two,
+    the median and smallest ESS, ``seconds`` and ``samples_per_s`` (decoded z's per second).
     """
     rng = np.random.default_rng(rng)
     n = len(images)
     per_chunk = max(1, int(batch_size) // int(num_samples))
-    log_px, elbo = np.empty(n), np.empty(n)
+    log_px, elbo, ess = np.empty(n), np.empty(n), np.empty(n)
     bar = tqdm(total=n * int(num_samples), desc=f"IWAE-{num_samples}", unit="z", unit_scale=True,
                disable=not progress, dynamic_ncols=True, leave=False)
     started = time.perf_counter()
@@ -192,12 +205,14 @@ def evaluate_iwae(model, images, labels, num_samples, rng=None, batch_size=1000,
             estimate = model_iwae(model, x, None if labels is None else labels[start:stop],
                                   num_samples, rng, batch_size, on_decode=bar.update)
             log_px[start:stop], elbo[start:stop] = estimate.log_px, estimate.elbo
+            ess[start:stop] = estimate.ess
     finally:
         bar.close()
     seconds = time.perf_counter() - started
-    return {"k": int(num_samples), "images": n, "log_px": log_px, "elbo": elbo,
+    return {"k": int(num_samples), "images": n, "log_px": log_px, "elbo": elbo, "ess": ess,
             "mean": float(log_px.mean()), "se": standard_error(log_px),
             "elbo_mean": float(elbo.mean()), "elbo_se": standard_error(elbo),
+            "ess_median": float(np.median(ess)), "ess_min": float(ess.min()),
             "seconds": seconds, "samples_per_s": n * int(num_samples) / seconds if seconds > 0 else math.inf}
 
 
@@ -230,11 +245,14 @@ def evaluate_elbo(model, images, labels, rng, batch_size=1000):
 # -- direct integration over a 2-D latent ------------------------------------------
 @dataclass
 class GridIntegral:
-    """log of the integral, the log-integrand's peak, and its largest value on the box's edge."""
+    """log of the integral, the log-integrand's peak and its largest value on the box's edge,
+    and the mean and covariance of the normalised integrand (for p(x|z) p(z): the posterior's)."""
     log_integral: float
     peak: float
     edge: float
     points: int
+    mean: np.ndarray = None
+    cov: np.ndarray = None
 
 
 def grid_log_integral(log_f, lo, hi, size=400, batch_size=4096, exclude=None):
@@ -264,13 +282,18 @@ def grid_log_integral(log_f, lo, hi, size=400, batch_size=4096, exclude=None):
     values = np.concatenate([np.asarray(log_f(points[s:s + batch_size]), dtype=np.float64)
                              for s in range(0, len(points), batch_size)])
     peak = float(values.max())
-    log_integral = peak + math.log(np.sum(np.exp(values - peak))) + math.log(step[0] * step[1])
+    weights = np.exp(values - peak)
+    total = np.sum(weights)
+    log_integral = peak + math.log(total) + math.log(step[0] * step[1])
     edge = float(values[edge_mask].max()) if edge_mask.any() else -math.inf
-    return GridIntegral(log_integral, peak, edge, len(points))
+    mean = weights @ points / total
+    centred = points - mean
+    cov = (centred * weights[:, None]).T @ centred / total
+    return GridIntegral(log_integral, peak, edge, len(points), mean, cov)
 
 
 def model_grid_log_likelihood(model, x, label=None, size=400, width=8.0, prior_radius=8.0,
-                              prior_size=200, batch_size=2000, min_edge_drop=20.0):
+                              prior_size=120, batch_size=2000, min_edge_drop=20.0):
     """log p(x) of one float image x (1, 1, 28, 28) under a model with a 2-D latent, by a grid.
 
     A size x size grid spans mu +- ``width`` sigma of q(z|x) (widened, up to 8-fold, while the
@@ -308,5 +331,6 @@ def model_grid_log_likelihood(model, x, label=None, size=400, width=8.0, prior_r
     return {"log_px": float(np.logaddexp(local.log_integral, outside.log_integral)),
             "log_px_local": local.log_integral, "log_outside": outside.log_integral,
             "edge_drop": local.peak - local.edge, "width": width, "mu": mu.tolist(),
-            "sigma": sigma.tolist(),
+            "sigma": sigma.tolist(), "posterior_mean": local.mean.tolist(),
+            "posterior_sd": np.sqrt(np.diag(local.cov)).tolist(),
             "points": local.points + outside.points}

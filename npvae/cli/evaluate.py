@@ -27,7 +27,8 @@ def add_parser(subparsers):
                     "estimate log p(x) ~ log mean_k p(x|z_k) p(z_k) / q(z_k|x) (Burda et al. 2016); "
                     "with --grid (2-D latent only) log p(x) by direct numerical integration. All in "
                     "nats per image, with standard errors over the images. A CVAE is conditioned on "
-                    "the true labels. Results are merged into RUN_DIR/evaluation.json.")
+                    "the true labels. Results are merged into RUN_DIR/evaluation.json (IWAE under "
+                    "iwae_<K>, or iwae_<K>_first<N> with --subset; the grid under grid).")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (or a model .npz file)")
     p.add_argument("--dataset", default=None, help="data set (default: the run's own)")
     p.add_argument("--data", default=None, metavar="DIR", help="folder holding the data set")
@@ -56,6 +57,10 @@ def run_config(run_dir):
     return {}
 
 
+def _pair(values):
+    return "(" + ", ".join(f"{v:.3f}" for v in values) + ")"
+
+
 def _minutes(seconds):
     return f"{seconds:.0f} s ({seconds / 60:.1f} min, {seconds / 3600:.2f} h)"
 
@@ -68,12 +73,14 @@ def _iwae(model, images, labels, args):
     projected = k_full * n_full / estimate["samples_per_s"]
     print(f"  log p(x) ~ IWAE-{k:<5d}     {estimate['mean']:10.3f} +- {estimate['se']:.3f}   "
           f"(mean log-weight, a {k}-sample ELBO: {estimate['elbo_mean']:.3f})")
+    print(f"  importance weights' effective sample size: median {estimate['ess_median']:.1f}, "
+          f"smallest {estimate['ess_min']:.1f} of {k}")
     print(f"  IWAE wall time {estimate['seconds']:.1f} s for {len(images) * k:,} decoded z's: "
           f"{estimate['samples_per_s']:,.0f} z/s")
     print(f"  projected for K={k_full} over {n_full:,} images ({k_full * n_full:.1e} z's): "
           f"{_minutes(projected)}")
     result = {key: estimate[key] for key in ("k", "images", "mean", "se", "elbo_mean", "elbo_se",
-                                              "seconds", "samples_per_s")}
+                                              "ess_median", "ess_min", "seconds", "samples_per_s")}
     result.update(batch_size=args.batch_size, seed=args.seed,
                   projected_seconds=dict(k=k_full, images=n_full, seconds=projected))
     return result
@@ -87,7 +94,7 @@ def _grid(model, images, labels, args):
     print(f"  grid integration ({args.grid_size}^2 points around each posterior, plus the prior's "
           f"region) beside IWAE-{k}, first {n} images:")
     print(f"    {'image':>5} {'label':>5} {'grid log p(x)':>14} {'IWAE':>11} {'IWAE - grid':>12} "
-          f"{'outside box':>12} {'edge drop':>10}")
+          f"{'IWAE ESS':>9} {'outside box':>12} {'edge drop':>10}")
     rows = []
     started = time.perf_counter()
     for i in range(n):
@@ -99,10 +106,15 @@ def _grid(model, images, labels, args):
         rows.append({"image": i, "label": int(labels[i]), "grid": grid["log_px"],
                      "grid_local": grid["log_px_local"], "log_outside": grid["log_outside"],
                      "edge_drop": grid["edge_drop"], "width_sigmas": grid["width"],
-                     "iwae": iwae["mean"]})
+                     "q_mean": grid["mu"], "q_sd": grid["sigma"],
+                     "posterior_mean": grid["posterior_mean"], "posterior_sd": grid["posterior_sd"],
+                     "iwae": iwae["mean"], "iwae_ess": iwae["ess_min"]})
         print(f"    {i:5d} {int(labels[i]):5d} {grid['log_px']:14.4f} {iwae['mean']:11.4f} "
-              f"{iwae['mean'] - grid['log_px']:12.4f} {grid['log_outside'] - grid['log_px']:12.1f} "
+              f"{iwae['mean'] - grid['log_px']:12.4f} {iwae['ess_min']:9.1f} "
+              f"{grid['log_outside'] - grid['log_px']:12.1f} "
               f"{grid['edge_drop']:10.1f}")
+        print(f"          q(z|x): mean {_pair(grid['mu'])} sd {_pair(grid['sigma'])};  grid posterior "
+              f"p(z|x): mean {_pair(grid['posterior_mean'])} sd {_pair(grid['posterior_sd'])}")
     gaps = np.array([r["iwae"] - r["grid"] for r in rows])
     seconds = time.perf_counter() - started
     print(f"    mean |IWAE - grid| {np.mean(np.abs(gaps)):.4f} nats; 'outside box' is log(mass outside "

@@ -53,11 +53,11 @@ def layer_table(model, x, labels, repeats):
     rows = []
     for (name, layer), layer_input in zip(stages, inputs):
         y = layer.forward(layer_input)
-        grad = np.empty_like(y)
+        grad = np.empty_like(y)              # the output's memory layout, as in a real step
         grad[...] = rng.standard_normal(y.shape)
         fwd, _ = median_seconds(lambda: layer.forward(layer_input), repeats)
-        bwd, _ = median_seconds(lambda: layer.backward(grad.copy()), repeats)
-        copy, _ = median_seconds(lambda: grad.copy(), repeats)
+        bwd, _ = median_seconds(lambda: layer.backward(grad.copy(order="K")), repeats)
+        copy, _ = median_seconds(lambda: grad.copy(order="K"), repeats)
         bwd = max(bwd - copy, 0.0)
         flops = forward_flops(layer, layer_input, y)
         backward_flops = flops * (1 if getattr(layer, "requires_input_grad", True) is False else 2)

@@ -37,14 +37,14 @@ def layer_table(model, x, labels, repeats):
     """Rows of (name, forward ms, backward ms, forward GFLOP/s, backward GFLOP/s)."""
     rng = np.random.default_rng(1)
     stages = [("encoder." + str(i), layer) for i, layer in enumerate(model.encoder)]
-    h = model._encoder_input(x, labels)
+    h = model.encoder_input(x, labels)
     inputs = []
     for name, layer in stages:
         inputs.append(h)
         h = layer.forward(h)
     stages += [("fc_mu", model.fc_mu), ("fc_logvar", model.fc_logvar)]
     inputs += [h, h]
-    z = model._decoder_input(model.fc_mu.forward(h), labels)
+    z = model.decoder_input(model.fc_mu.forward(h), labels)
     h = z
     for i, layer in enumerate(model.decoder):
         stages.append(("decoder." + str(i), layer))

@@ -1,16 +1,18 @@
 """Training and inference throughput of the paper's VAE and CVAE, npvae vs PyTorch.
 
-    python benchmarks/bench_train.py [--repeats 7] [--steps 10] [--no-torch]
+    python benchmarks/bench_train.py [--rounds 3] [--repeats 5] [--steps 10] [--no-torch]
 
 A training step is forward, loss (eq. 30), backward and Adam at batch 128 in float32;
-inference is encode + decode of a batch. Each figure is the median over ``--repeats``
-timings of ``--steps`` steps, after warm-up. When PyTorch is installed the same models
-are timed in the same process, interleaved with npvae's, and the ratio is reported per
-repeat pair (median of ratios), which cancels most of a shared machine's noise.
-Numba's compile time is measured in fresh subprocesses: first with an empty cache,
-then again with the cache that first run left behind.
+inference is encode + decode of a batch. Each framework runs in its own fresh process
+(their thread pools would otherwise fight over the cores), and the two alternate for
+``--rounds`` rounds so that both see the same drifts of a shared machine. In a round a
+process times ``--repeats`` blocks of ``--steps`` steps after warm-up and reports the
+median; the figures below are medians over rounds, and the ratio is the median of the
+per-round ratios. Numba's compile time is measured in fresh processes too: first with an
+empty cache, then again with the cache that first run left behind.
 """
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -91,51 +93,76 @@ def compile_times():
     return {"first_step_cold_cache_s": cold, "first_step_warm_cache_s": warm}
 
 
+TASKS = [(kind, task) for kind in ("vae", "cvae") for task in ("train", "inference")]
+
+
+def worker(framework, batch, repeats, steps):
+    """In a fresh process: median seconds per batch of every task, as JSON on stdout."""
+    rng = np.random.default_rng(0)
+    if framework == "torch":
+        import torch
+        torch.set_num_threads(os.cpu_count())
+    make = torch_runner if framework == "torch" else npvae_runner
+    medians = {}
+    for kind in ("vae", "cvae"):
+        fns = make(kind, batch, rng)
+        for task, fn in zip(("train", "inference"), fns):
+            for _ in range(3):                      # warm-up, including Numba's JIT
+                fn()
+            medians[f"{kind}_{task}"] = statistics.median(timed(fn, steps) for _ in range(repeats))
+    print(json.dumps(medians))
+
+
+def run_worker(framework, args):
+    command = [sys.executable, os.path.abspath(__file__), "--worker", framework,
+               "--batch-size", str(args.batch_size), "--repeats", str(args.repeats), "--steps", str(args.steps)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{framework} worker failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
+    parser.add_argument("--worker", choices=("npvae", "torch"), help=argparse.SUPPRESS)
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "bench_train.json"))
     args = parser.parse_args()
+    if args.worker:
+        return worker(args.worker, args.batch_size, args.repeats, args.steps)
     try:
         if args.no_torch:
             raise ImportError
         import torch
-        torch.set_num_threads(os.cpu_count())
-        have_torch = True
+        frameworks = ("npvae", "torch")
     except ImportError:
-        have_torch = False
-    rng = np.random.default_rng(0)
-    results = {"machine": machine(), "batch_size": args.batch_size, "repeats": args.repeats,
-               "steps_per_repeat": args.steps,
+        frameworks = ("npvae",)
+    rounds = []
+    for r in range(args.rounds):
+        rounds.append({name: run_worker(name, args) for name in frameworks})
+        print(f"round {r + 1}/{args.rounds}: " + "  ".join(
+            f"{name} VAE train {args.batch_size / rounds[-1][name]['vae_train']:.0f} img/s"
+            for name in frameworks), flush=True)
+    results = {"machine": machine(), "batch_size": args.batch_size, "rounds": args.rounds,
+               "repeats": args.repeats, "steps_per_repeat": args.steps,
                "command": "python benchmarks/bench_train.py " + " ".join(sys.argv[1:]),
-               "torch": torch.__version__ if have_torch else None,
-               "torch_threads": torch.get_num_threads() if have_torch else None}
-    for kind in ("vae", "cvae"):
-        runners = {"npvae": npvae_runner(kind, args.batch_size, rng)}
-        if have_torch:
-            runners["torch"] = torch_runner(kind, args.batch_size, rng)
-        for task, index in (("train", 0), ("inference", 1)):
-            for fns in runners.values():          # warm-up, including Numba's JIT
-                for _ in range(3):
-                    fns[index]()
-            times = {name: [] for name in runners}
-            for _ in range(args.repeats):         # interleaved: both see the same noise
-                for name, fns in runners.items():
-                    times[name].append(timed(fns[index], args.steps))
-            entry = {name: {"images_per_s": args.batch_size / statistics.median(t),
-                            "ms_per_batch": 1e3 * statistics.median(t)} for name, t in times.items()}
-            if have_torch:
-                entry["ratio_npvae_over_torch"] = statistics.median(
-                    tt / tn for tn, tt in zip(times["npvae"], times["torch"]))
-            results[f"{kind}_{task}"] = entry
-            line = f"{kind.upper():4s} {task:9s}  npvae {entry['npvae']['images_per_s']:7.0f} img/s"
-            if have_torch:
-                line += (f"   torch {entry['torch']['images_per_s']:7.0f} img/s"
-                         f"   ratio {entry['ratio_npvae_over_torch']:.2f}")
-            print(line, flush=True)
+               "torch": torch.__version__ if "torch" in frameworks else None}
+    for kind, task in TASKS:
+        key = f"{kind}_{task}"
+        entry = {name: {"images_per_s": args.batch_size / statistics.median(r[name][key] for r in rounds),
+                        "ms_per_batch": 1e3 * statistics.median(r[name][key] for r in rounds)}
+                 for name in frameworks}
+        line = f"{kind.upper():4s} {task:9s}  npvae {entry['npvae']['images_per_s']:7.0f} img/s"
+        if "torch" in frameworks:
+            entry["ratio_npvae_over_torch"] = statistics.median(r["torch"][key] / r["npvae"][key] for r in rounds)
+            line += (f"   torch {entry['torch']['images_per_s']:7.0f} img/s"
+                     f"   ratio {entry['ratio_npvae_over_torch']:.2f}")
+        results[key] = entry
+        print(line)
     results["numba_compile"] = compile_times()
     print("numba: first step in a fresh process, cold cache {first_step_cold_cache_s:.1f} s, "
           "warm cache {first_step_warm_cache_s:.1f} s".format(**results["numba_compile"]))

@@ -23,16 +23,6 @@ ACTIVE_THRESHOLD = 0.01      # Burda et al. (2016): active when Var_x(E_q[z_j]) 
 
 
 # -- one layer at a time -------------------------------------------------------------
-def _encoder_input(model, x, labels):
-    # A CVAE appends the label planes here (VAE: x unchanged). The conditioning hook is
-    # the model's own, so inspect sees exactly what training feeds the encoder.
-    return model._encoder_input(x, labels)
-
-
-def _decoder_input(model, z, labels):
-    return model._decoder_input(z.astype(model.dtype, copy=False), labels)
-
-
 def forward_steps(model, x, eps, labels=None, visit=None):
     """``model.forward(x, eps, labels)`` one layer at a time -> (logits, mu, logvar).
 
@@ -45,7 +35,7 @@ def forward_steps(model, x, eps, labels=None, visit=None):
     visit = visit or (lambda *args: None)
     if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[1:] != (1, 28, 28):
         raise ValueError(f"expected images of shape (N, 1, 28, 28), got {getattr(x, 'shape', x)}")
-    h = _encoder_input(model, x, labels)
+    h = model.encoder_input(x, labels)   # a CVAE appends its label planes
     if h is not x:
         visit("condition", None, x.shape, h)
     for i, layer in enumerate(model.encoder):
@@ -58,7 +48,7 @@ def forward_steps(model, x, eps, labels=None, visit=None):
     visit("fc_logvar", model.fc_logvar, h.shape, logvar)
     z = model.reparameterize.forward(mu, logvar, eps)
     visit("reparameterize", model.reparameterize, mu.shape, z)
-    h = _decoder_input(model, z, labels)
+    h = model.decoder_input(z.astype(model.dtype, copy=False), labels)
     if h.shape != z.shape:
         visit("decoder.input", None, z.shape, h)
     for i, layer in enumerate(model.decoder):

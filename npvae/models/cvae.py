@@ -38,23 +38,33 @@ class CVAE(VAE):
     def config(self):
         return {**super().config(), "num_classes": self.num_classes}
 
-    def _labels(self, labels, n):
+    def conditions(self, labels, n):
+        """(N,) class indices (or one index for all) -> one-hot rows (N, num_classes).
+
+        An (N, num_classes) float array is taken as it is: a soft condition, such as a
+        blend of two one-hots for the figures that interpolate between classes.
+        """
         if labels is None:
             raise ValueError("CVAE: labels are required (an (N,) array of class indices)")
         labels = np.asarray(labels)
+        if labels.ndim == 2 and np.issubdtype(labels.dtype, np.floating):
+            if labels.shape != (n, self.num_classes):
+                raise ValueError(f"CVAE: expected soft labels of shape {(n, self.num_classes)}, "
+                                 f"got {labels.shape}")
+            return labels.astype(self.dtype, copy=False)
         if labels.ndim == 0:
             labels = np.full(n, labels)
         if labels.shape != (n,):
             raise ValueError(f"CVAE: expected {n} labels, got shape {labels.shape}")
         return one_hot(labels, self.num_classes, self.dtype)
 
-    def _encoder_input(self, x, labels):
+    def encoder_input(self, x, labels):
+        """Images (N, 1, 28, 28) + label planes -> (N, 11, 28, 28). Built channels-last, the
+        layout the first convolution reads, and returned as an NCHW view of it."""
         n, _, h, w = x.shape
-        planes = np.broadcast_to(self._labels(labels, n)[:, :, None, None], (n, self.num_classes, h, w))
-        return np.concatenate([x, planes], axis=1)
+        planes = np.broadcast_to(self.conditions(labels, n)[:, None, None, :], (n, h, w, self.num_classes))
+        return np.concatenate([x.transpose(0, 2, 3, 1), planes], axis=3).transpose(0, 3, 1, 2)
 
-    def _decoder_input(self, z, labels):
-        return np.concatenate([z, self._labels(labels, z.shape[0])], axis=1)
-
-    def sample(self, n, labels=None, rng=None):
-        return super().sample(n, labels, rng)
+    def decoder_input(self, z, labels):
+        """[z, one-hot] -> (N, latent_dim + num_classes)."""
+        return np.concatenate([z, self.conditions(labels, z.shape[0])], axis=1)

@@ -93,11 +93,13 @@ class VAE(Module):
             return GaussianLoss(self.pixel_logvar)
         return GaussianLoss(math.log(self.pixel_variance))
 
-    # -- conditioning hooks (a VAE has none) -------------------------------------
-    def _encoder_input(self, x, labels):
+    # -- conditioning (a VAE has none; the CVAE adds its labels here) ---------------
+    def encoder_input(self, x, labels):
+        """What the encoder's first layer sees for images x (N, 1, 28, 28)."""
         return x
 
-    def _decoder_input(self, z, labels):
+    def decoder_input(self, z, labels):
+        """What the decoder's first layer sees for latents z (N, latent_dim)."""
         return z
 
     # -- the two networks ---------------------------------------------------------
@@ -109,14 +111,14 @@ class VAE(Module):
     def encode(self, x, labels=None):
         """x (N, 1, 28, 28) -> (mu, logvar), each (N, latent_dim)."""
         self._check_images(x)
-        features = self.encoder.forward(self._encoder_input(x, labels))
+        features = self.encoder.forward(self.encoder_input(x, labels))
         return self.fc_mu.forward(features), self.fc_logvar.forward(features)
 
     def decode_logits(self, z, labels=None):
         """z (N, latent_dim) -> logits (N, 1, 28, 28)."""
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"{type(self).__name__}: expected z of shape (N, {self.latent_dim}), got {z.shape}")
-        return self.decoder.forward(self._decoder_input(z.astype(self.dtype, copy=False), labels))
+        return self.decoder.forward(self.decoder_input(z.astype(self.dtype, copy=False), labels))
 
     def decode(self, z, labels=None):
         """z (N, latent_dim) -> pixel probabilities (N, 1, 28, 28) (the Gaussian decoder's means)."""

@@ -11,7 +11,6 @@ import numpy as np
 
 from ..checkpoint import load_model
 from ..data import load_dataset, to_float
-from ..nn import sigmoid
 from ..train import read_metrics
 
 BATCH = 1000
@@ -135,9 +134,8 @@ class Run:
         (the decoder's input is [z, one-hot], section 3.2.1, so a blend of two one-hots is a
         point on the line between two conditions)."""
         z = np.asarray(z, dtype=self.model.dtype)
-        inputs = np.concatenate([z, np.asarray(weights, dtype=self.model.dtype)], axis=1)
-        out = [sigmoid(self.model.decoder.forward(inputs[i:i + BATCH]))
-               for i in range(0, len(inputs), BATCH)]
+        weights = np.asarray(weights, dtype=self.model.dtype)
+        out = [self.model.decode(z[i:i + BATCH], weights[i:i + BATCH]) for i in range(0, len(z), BATCH)]
         return np.concatenate(out)[:, 0]
 
     # -- the latent space of the test set --------------------------------------------

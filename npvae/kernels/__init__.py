@@ -2,9 +2,8 @@
 import numba
 
 from .elementwise import memory_view, relu_backward, relu_backward_reference
-from .im2col import (col2im, col2im_nhwc, col2im_nhwc_reference, col2im_reference,
-                     conv_output_size, im2col, im2col_nhwc, im2col_nhwc_reference,
-                     im2col_reference)
+from .im2col import (col2im_nhwc, col2im_nhwc_reference, col2im_reference, conv_output_size,
+                     im2col_nhwc, im2col_nhwc_reference, im2col_reference)
 
 # Numba's OpenMP threads spin after a parallel region and then fight NumPy's OpenBLAS
 # threads for the cores between every kernel and GEMM (measured: up to 2x slower on
@@ -12,5 +11,6 @@ from .im2col import (col2im, col2im_nhwc, col2im_nhwc_reference, col2im_referenc
 if numba.config.THREADING_LAYER == "default":
     numba.config.THREADING_LAYER = "workqueue"
 
-__all__ = ["relu_backward", "relu_backward_reference", "memory_view", "im2col_nhwc", "col2im_nhwc", "im2col_nhwc_reference", "col2im_nhwc_reference",
-           "im2col", "col2im", "im2col_reference", "col2im_reference", "conv_output_size"]
+__all__ = ["im2col_nhwc", "col2im_nhwc", "im2col_nhwc_reference", "col2im_nhwc_reference",
+           "im2col_reference", "col2im_reference", "conv_output_size",
+           "relu_backward", "relu_backward_reference", "memory_view"]

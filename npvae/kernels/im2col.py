@@ -1,16 +1,19 @@
 """im2col and col2im: a convolution as one matrix product, and its adjoint.
 
-Layout (the same for every layer in npvae):
+The layers keep activations channels-last (NHWC), and so do the kernels:
 
-    cols[(n, oh, ow), (c, i, j)] = x_padded[n, c, oh * stride_h + i, ow * stride_w + j]
+    cols[(n, oh, ow), (i, j, c)] = x_padded[n, oh * stride_h + i, ow * stride_w + j, c]
 
-Rows run over output positions, columns over one receptive field flattened in the
-order of a PyTorch weight, so ``weight.reshape(C_out, -1)`` multiplies it directly.
-``col2im`` is the exact adjoint of ``im2col``: it scatters every column entry back to
-the pixel it was read from, adding where receptive fields overlap.
+Rows run over output positions, columns over one receptive field, channels innermost,
+so the copy runs along contiguous memory; a weight multiplies it once permuted to
+``(C_out, kH, kW, C_in)`` (see npvae/nn/conv.py). ``col2im`` is the exact adjoint of
+``im2col``: it scatters every column entry back to the pixel it was read from, adding
+where receptive fields overlap.
 
-Each operation has a Numba kernel (the fast path, parallel over images) and a plain
-NumPy reference that the tests compare against.
+Each kernel (Numba, parallel over images) has a plain NumPy reference. The textbook NCHW
+pair, cols[(n, oh, ow), (c, i, j)] = x_padded[n, c, oh*sh + i, ow*sw + j], is kept as a
+NumPy reference too: it is the layout most readers know, and the tests check the fast
+kernels against it as an independent second opinion.
 """
 import numba
 import numpy as np
@@ -19,45 +22,6 @@ import numpy as np
 def conv_output_size(size, kernel, stride, padding):
     """Output length of a convolution along one axis (floor division, as PyTorch)."""
     return (size + 2 * padding - kernel) // stride + 1
-
-
-@numba.njit(parallel=True, cache=True)
-def _im2col_kernel(x, kh, kw, sh, sw, ph, pw, out_h, out_w, cols):
-    n_images, channels, height, width = x.shape
-    for n in numba.prange(n_images):
-        for oy in range(out_h):
-            for ox in range(out_w):
-                row = (n * out_h + oy) * out_w + ox
-                for c in range(channels):
-                    for i in range(kh):
-                        y = oy * sh - ph + i
-                        inside_y = 0 <= y < height
-                        for j in range(kw):
-                            xx = ox * sw - pw + j
-                            col = (c * kh + i) * kw + j
-                            if inside_y and 0 <= xx < width:
-                                cols[row, col] = x[n, c, y, xx]
-                            else:
-                                cols[row, col] = 0.0
-
-
-@numba.njit(parallel=True, cache=True)
-def _col2im_kernel(cols, kh, kw, sh, sw, ph, pw, out_h, out_w, x):
-    n_images, channels, height, width = x.shape
-    for n in numba.prange(n_images):
-        x[n] = 0.0
-        for oy in range(out_h):
-            for ox in range(out_w):
-                row = (n * out_h + oy) * out_w + ox
-                for c in range(channels):
-                    for i in range(kh):
-                        y = oy * sh - ph + i
-                        if y < 0 or y >= height:
-                            continue
-                        for j in range(kw):
-                            xx = ox * sw - pw + j
-                            if 0 <= xx < width:
-                                x[n, c, y, xx] += cols[row, (c * kh + i) * kw + j]
 
 
 @numba.njit(parallel=True, cache=True)
@@ -155,36 +119,6 @@ def col2im_nhwc_reference(cols, image_shape, kernel, stride, padding):
         for j in range(kw):
             padded[:, i:i + sh * out_h:sh, j:j + sw * out_w:sw, :] += blocks[:, :, :, i, j, :]
     return padded[:, ph:ph + h, pw:pw + w, :].copy()
-
-
-def im2col(x, kernel, stride, padding, out=None):
-    """Patch matrix of ``x`` (N, C, H, W) -> (N * OH * OW, C * kH * kW), Numba path.
-
-    ``kernel``, ``stride`` and ``padding`` are (height, width) pairs. ``out`` may be a
-    preallocated array of the right shape and dtype, reused across steps.
-    """
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    n, c, h, w = x.shape
-    out_h, out_w = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
-    shape = (n * out_h * out_w, c * kh * kw)
-    if out is None or out.shape != shape or out.dtype != x.dtype:
-        out = np.empty(shape, dtype=x.dtype)
-    _im2col_kernel(x, kh, kw, sh, sw, ph, pw, out_h, out_w, out)
-    return out
-
-
-def col2im(cols, image_shape, kernel, stride, padding, out=None):
-    """Adjoint of :func:`im2col`: (N * OH * OW, C * kH * kW) -> (N, C, H, W), Numba path."""
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    n, c, h, w = image_shape
-    out_h, out_w = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
-    if cols.shape != (n * out_h * out_w, c * kh * kw):
-        raise ValueError(f"col2im: cols has shape {cols.shape}, expected "
-                         f"{(n * out_h * out_w, c * kh * kw)} for images {tuple(image_shape)}")
-    if out is None or out.shape != tuple(image_shape) or out.dtype != cols.dtype:
-        out = np.empty(image_shape, dtype=cols.dtype)
-    _col2im_kernel(cols, kh, kw, sh, sw, ph, pw, out_h, out_w, out)
-    return out
 
 
 def im2col_reference(x, kernel, stride, padding):

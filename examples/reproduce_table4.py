@@ -39,6 +39,14 @@ for kind in ("vae", "cvae"):
         "train_images_per_s": statistics.median(r["images_per_s"] for r in rows),
         "relative_to_paper": {k: last[f"train_{k}"] / PAPER[kind][k] - 1 for k in ("recon", "kl", "total")},
     }
+    evaluation = os.path.join(run_dir, "evaluation.json")     # from `npvae evaluate RUN_DIR --iwae-k K`
+    if os.path.exists(evaluation):
+        with open(evaluation) as f:
+            saved = json.load(f)
+        results[kind]["log_likelihood"] = {
+            "images": saved["images"], "elbo": saved["elbo"], "elbo_se": saved.get("elbo_se"),
+            **{key: {k: v[k] for k in ("k", "images", "mean", "se", "seconds")}
+               for key, v in saved.items() if key.startswith("iwae_")}}
     print(f"{kind.upper():4s} train recon {last['train_recon']:.2f} kl {last['train_kl']:.2f} "
           f"total {last['train_total']:.2f}   test recon {last['test_recon']:.2f} kl {last['test_kl']:.2f} "
           f"total {last['test_total']:.2f}   paper {PAPER[kind]['recon']} / {PAPER[kind]['kl']} / {PAPER[kind]['total']}")

@@ -31,9 +31,6 @@ import numpy as np
 from tqdm import tqdm
 
 from .data import to_float
-from .evaluate import evaluate_elbo as _bernoulli_evaluate_elbo
-from .evaluate import summarize
-from .losses import gaussian_kl
 from .nn.reparameterize import clamp_logvar
 
 LOG_2PI = math.log(2 * math.pi)
@@ -214,32 +211,6 @@ def evaluate_iwae(model, images, labels, num_samples, rng=None, batch_size=1000,
             "elbo_mean": float(elbo.mean()), "elbo_se": standard_error(elbo),
             "ess_median": float(np.median(ess)), "ess_min": float(ess.min()),
             "seconds": seconds, "samples_per_s": n * int(num_samples) / seconds if seconds > 0 else math.inf}
-
-
-# -- the ELBO under any decoder likelihood -----------------------------------------
-def elbo_per_image(model, images, labels, rng, batch_size=1000):
-    """Per-image (recon, kl) arrays: -log p(x|z) with one z ~ q(z|x) and the analytic KL.
-
-    Same draws and conventions as npvae.evaluate.evaluate_elbo, for either likelihood.
-    """
-    recon, kl = [], []
-    for start in range(0, len(images), batch_size):
-        stop = min(start + batch_size, len(images))
-        eps = rng.standard_normal((stop - start, model.latent_dim), dtype=model.dtype)
-        x = to_float(images[start:stop], model.dtype)
-        batch_labels = None if labels is None else labels[start:stop]
-        mu, logvar = model.encode(x, batch_labels)
-        z = model.reparameterize.forward(mu, logvar, eps)
-        recon.append(-model.log_likelihood(model.decode_logits(z, batch_labels), x))
-        kl.append(gaussian_kl(mu, logvar))
-    return np.concatenate(recon), np.concatenate(kl)
-
-
-def evaluate_elbo(model, images, labels, rng, batch_size=1000):
-    """npvae.evaluate.evaluate_elbo for a model of either likelihood (Bernoulli: that very function)."""
-    if getattr(model, "likelihood", "bernoulli") == "bernoulli":
-        return _bernoulli_evaluate_elbo(model, images, labels, rng, batch_size)
-    return summarize(*elbo_per_image(model, images, labels, rng, batch_size))
 
 
 # -- direct integration over a 2-D latent ------------------------------------------

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from .checkpoint import (atomic_write_text, load_checkpoint, save_checkpoint, save_model)
 from .data import DATASETS, load_dataset, minibatches, to_float
-from .likelihood import evaluate_elbo
+from .evaluate import evaluate_elbo
 from .losses import NegativeELBO
 from .models import LIKELIHOODS, VARIANCES, build_model
 from .optim import Adam

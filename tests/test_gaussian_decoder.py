@@ -9,7 +9,8 @@ from scipy import stats
 
 from npvae.checkpoint import load_model
 from npvae.gradcheck import finite_difference_check
-from npvae.likelihood import elbo_per_image, evaluate_iwae
+from npvae.evaluate import elbo_per_image
+from npvae.likelihood import evaluate_iwae
 from npvae.losses import GaussianLoss, NegativeELBO, gaussian_nll
 from npvae.losses.gaussian import LOGVAR_MAX, LOGVAR_MIN
 from npvae.models import CVAE, VAE, build_model

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from npvae.data import to_float
-from npvae.likelihood import (LOG_2PI, elbo_per_image, evaluate_iwae, grid_log_integral,
+from npvae.evaluate import elbo_per_image
+from npvae.likelihood import (LOG_2PI, evaluate_iwae, grid_log_integral,
                               iwae_log_likelihood, log_mean_exp, model_grid_log_likelihood,
                               model_iwae)
 from npvae.models import CVAE, VAE

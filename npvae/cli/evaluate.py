@@ -12,8 +12,8 @@ import numpy as np
 
 from ..checkpoint import atomic_write_text, load_model
 from ..data import load_dataset, to_float
-from ..evaluate import summarize
-from ..likelihood import elbo_per_image, evaluate_iwae, model_grid_log_likelihood, standard_error
+from ..evaluate import elbo_per_image, summarize
+from ..likelihood import evaluate_iwae, model_grid_log_likelihood, standard_error
 
 PROJECTION = (5000, 10000)   # K and images of the full evaluation the projection is for
 

@@ -234,7 +234,8 @@ def train(config, out_dir, resume=False, data_root=None, progress=True, log=prin
         save_checkpoint(checkpoint_path, model, optimizer, meta)
         atomic_write_text(os.path.join(out_dir, "metrics.csv"), _metrics_csv(rows))
         log(f"epoch {epoch:3d}/{config.epochs}  beta {beta:.3f}  "
-            f"train recon {train_recon:8.3f} kl {train_kl:6.3f} total {row['train_total']:8.3f}  "
+            f"train recon {train_recon:8.3f} kl {train_kl:6.3f} total {row['train_total']:8.3f} "
+            f"ratio {row['train_ratio']:5.1f}  "
             f"test recon {test['recon']:8.3f} kl {test['kl']:6.3f}  "
             f"{row['seconds']:.1f}s  {row['images_per_s']:.0f} img/s")
 

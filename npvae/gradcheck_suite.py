@@ -27,8 +27,8 @@ import numpy as np
 
 from .gradcheck import (DEFAULT_STEP, DEFAULT_TOLERANCE, TensorCheck, finite_difference_check,
                         relative_error)
-from .losses import BernoulliLoss, GaussianKL, gaussian_kl, kl_grad_sigma
-from .nn import (LOGVAR_MAX, LOGVAR_MIN, Conv2d, ConvTranspose2d, Flatten, Linear, ReLU,
+from .losses import BernoulliLoss, GaussianKL, GaussianLoss, gaussian_kl, kl_grad_sigma
+from .nn import (LOGVAR_MAX, LOGVAR_MIN, Conv2d, ConvTranspose2d, Flatten, Linear, Parameter, ReLU,
                  Reparameterize, Sequential, Sigmoid, Unflatten)
 from .models.architecture import build_decoder, build_encoder
 
@@ -305,6 +305,31 @@ def bce(rng, shape=(BATCH, 1, 28, 28), binary=False, grad=1.0, note="",
     config = f"{_shape_str(shape)}, {'binary' if binary else 'real'} targets, grad {grad:g}{note}"
     return _labelled("bce", config, fd_check(scalar_fn, {"logits": logits}, analytic, rng,
                                              max_entries, tolerance, LOSS_STEP))
+
+
+def gaussian(rng, shape=(BATCH, 1, 28, 28), learned=False, note="",
+             max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE):
+    """GaussianLoss (mean = sigmoid(logits)): d/dlogits and, when learned, d/d(pixel log-variance)."""
+    logits = rng.standard_normal(shape) * 2
+    target = rng.random(shape)
+    tensors = {"logits": logits}
+    if learned:
+        logvar = Parameter(rng.uniform(-2.0, 1.0, shape[1:]))
+        tensors["pixel_logvar"] = logvar.data
+    else:
+        logvar = float(rng.uniform(-2.0, 1.0))
+    loss = GaussianLoss(logvar)
+
+    def scalar_fn():
+        return loss.forward(logits, target)
+
+    loss.forward(logits, target)
+    analytic = {"logits": loss.backward().copy()}
+    if learned:
+        analytic["pixel_logvar"] = logvar.grad.copy()
+    config = f"{_shape_str(shape)}, {'learned per-pixel' if learned else 'fixed'} variance{note}"
+    return _labelled("gaussian", config, fd_check(scalar_fn, tensors, analytic, rng,
+                                                  max_entries, tolerance, LOSS_STEP))
 
 
 def kl(rng, batch=BATCH, latent_dim=2, beta=1.0, clamped=False, note="",
@@ -601,6 +626,17 @@ def check_bce(rng, max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE,
         shape = (int(rng.integers(1, 5)),) + tuple(int(v) for v in rng.integers(1, 9, int(rng.integers(1, 4))))
         rows += bce(rng, shape, binary=bool(rng.random() < 0.5),
                     grad=float(rng.choice([1.0, 0.3, 2.5])), note=" (random)", **kw)
+    return rows
+
+
+@register("gaussian", "GaussianLoss (Gaussian decoder, mean sigmoid(logits)), fixed and learned variance")
+def check_gaussian(rng, max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE, n_random=DEFAULT_RANDOM):
+    kw = dict(max_entries=max_entries, tolerance=tolerance)
+    rows = gaussian(rng, (BATCH, 1, 28, 28), note=" (paper shape)", **kw)
+    rows += gaussian(rng, (BATCH, 1, 28, 28), learned=True, note=" (paper shape)", **kw)
+    for _ in range(n_random):
+        shape = (int(rng.integers(1, 5)),) + tuple(int(v) for v in rng.integers(1, 9, int(rng.integers(1, 4))))
+        rows += gaussian(rng, shape, learned=bool(rng.random() < 0.5), note=" (random)", **kw)
     return rows
 
 

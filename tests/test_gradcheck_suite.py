@@ -19,7 +19,7 @@ COVERAGE = {"Linear": "linear", "Conv2d": "conv2d", "ConvTranspose2d": "convtran
             "ReLU": "relu", "Sigmoid": "sigmoid", "Flatten": "reshape", "Unflatten": "reshape",
             "Reparameterize": "reparameterize", "Sequential": "encoder"}
 
-LAYER_CHECKS = ["linear", "conv2d", "convtranspose2d", "relu", "sigmoid", "reshape", "bce", "kl",
+LAYER_CHECKS = ["linear", "conv2d", "convtranspose2d", "relu", "sigmoid", "reshape", "bce", "gaussian", "kl",
                 "reparameterize"]
 
 

@@ -29,15 +29,16 @@ def _readable_permissions(fd):
     os.fchmod(fd, 0o666 & ~umask)
 
 
-def atomic_savez(path, arrays):
-    """np.savez to ``path`` through a temporary file and os.replace."""
+def _atomic_write(path, write, mode, suffix=""):
+    """Call ``write(file)`` on a temporary file beside ``path``, sync it, then rename it over
+    ``path``: readers see the old complete file or the new one, never half of one."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
     _readable_permissions(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+        with os.fdopen(fd, mode) as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -45,24 +46,16 @@ def atomic_savez(path, arrays):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_savez(path, arrays):
+    """np.savez to ``path``, atomically."""
+    _atomic_write(path, lambda f: np.savez(f, **arrays), "wb", suffix=".npz")
 
 
 def atomic_write_text(path, text):
-    """Write a small text file atomically (config.json, metrics)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    _readable_permissions(fd)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write a small text file atomically (config.json, metrics.csv)."""
+    _atomic_write(path, lambda f: f.write(text), "w")
 
 
 def _json(value):

@@ -40,6 +40,20 @@ def relative_error(analytic, numeric):
     return float(np.max(np.abs(analytic - numeric), initial=0.0) / scale)
 
 
+def entries_to_nudge(name, array, max_entries, rng):
+    """A flat view of a float64 tensor (nudging it nudges the tensor) and the sorted indices
+    to check: all of them, or a random ``max_entries`` of them."""
+    if array.dtype != np.float64:
+        raise TypeError(f"gradcheck: tensor '{name}' is {array.dtype}; checks run in float64")
+    flat = array.reshape(-1)
+    if not np.shares_memory(flat, array):
+        raise ValueError(f"gradcheck: tensor '{name}' must be contiguous to be nudged in place")
+    indices = np.arange(flat.size)
+    if max_entries is not None and flat.size > max_entries:
+        indices = np.sort(rng.choice(flat.size, size=max_entries, replace=False))
+    return flat, indices
+
+
 def finite_difference_check(scalar_fn, tensors, analytic, step=DEFAULT_STEP, max_entries=None,
                             rng=None, tolerance=DEFAULT_TOLERANCE):
     """Compare ``analytic[name]`` with central differences of ``scalar_fn()`` for each tensor.
@@ -51,14 +65,7 @@ def finite_difference_check(scalar_fn, tensors, analytic, step=DEFAULT_STEP, max
     rng = np.random.default_rng(rng)
     results = []
     for name, array in tensors.items():
-        if array.dtype != np.float64:
-            raise TypeError(f"gradcheck: tensor '{name}' is {array.dtype}; checks run in float64")
-        flat = array.reshape(-1)
-        if not np.shares_memory(flat, array):
-            raise ValueError(f"gradcheck: tensor '{name}' must be contiguous to be nudged in place")
-        indices = np.arange(flat.size)
-        if max_entries is not None and flat.size > max_entries:
-            indices = np.sort(rng.choice(flat.size, size=max_entries, replace=False))
+        flat, indices = entries_to_nudge(name, array, max_entries, rng)
         numeric = np.empty(indices.size)
         for k, i in enumerate(indices):
             original = flat[i]

@@ -25,8 +25,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .gradcheck import (DEFAULT_STEP, DEFAULT_TOLERANCE, TensorCheck, finite_difference_check,
-                        relative_error)
+from .gradcheck import (DEFAULT_STEP, DEFAULT_TOLERANCE, TensorCheck, entries_to_nudge,
+                        finite_difference_check, relative_error)
 from .losses import BernoulliLoss, GaussianKL, GaussianLoss, gaussian_kl, kl_grad_sigma
 from .nn import (LOGVAR_MAX, LOGVAR_MIN, Conv2d, ConvTranspose2d, Flatten, Linear, Parameter, ReLU,
                  Reparameterize, Sequential, Sigmoid, Unflatten)
@@ -95,14 +95,7 @@ def _same(masks, reference):
 
 def _kink_aware_check(scalar_fn, pattern, name, array, analytic, rng, max_entries, tolerance,
                       step, min_step):
-    if array.dtype != np.float64:
-        raise TypeError(f"gradcheck: tensor '{name}' is {array.dtype}; checks run in float64")
-    flat = array.reshape(-1)
-    if not np.shares_memory(flat, array):
-        raise ValueError(f"gradcheck: tensor '{name}' must be contiguous to be nudged in place")
-    indices = np.arange(flat.size)
-    if max_entries is not None and flat.size > max_entries:
-        indices = np.sort(rng.choice(flat.size, size=max_entries, replace=False))
+    flat, indices = entries_to_nudge(name, array, max_entries, rng)
     base = scalar_fn()
     reference = pattern()
 

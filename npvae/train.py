@@ -106,9 +106,10 @@ def _evaluation_rng(seed, epoch):
     return np.random.default_rng([seed, epoch, 1])
 
 
-def _metrics_csv(rows):
+def csv_text(rows, columns):
+    """Rows (dicts) as CSV text, floats with 6 decimals."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
@@ -232,7 +233,7 @@ def train(config, out_dir, resume=False, data_root=None, progress=True, log=prin
                 "shuffle_rng": shuffle_rng.bit_generator.state,
                 "noise_rng": noise_rng.bit_generator.state}
         save_checkpoint(checkpoint_path, model, optimizer, meta)
-        atomic_write_text(os.path.join(out_dir, "metrics.csv"), _metrics_csv(rows))
+        atomic_write_text(os.path.join(out_dir, "metrics.csv"), csv_text(rows, METRIC_COLUMNS))
         log(f"epoch {epoch:3d}/{config.epochs}  beta {beta:.3f}  "
             f"train recon {train_recon:8.3f} kl {train_kl:6.3f} total {row['train_total']:8.3f} "
             f"ratio {row['train_ratio']:5.1f}  "

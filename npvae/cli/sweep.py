@@ -14,8 +14,6 @@ on the first --iwae-subset test images (cached in the run's evaluation.json). Th
 
 matplotlib is imported when the figure is drawn, not when the CLI starts.
 """
-import csv
-import io
 import json
 import os
 import time
@@ -26,7 +24,7 @@ import numpy as np
 from ..checkpoint import atomic_write_text, load_model
 from ..data import load_dataset
 from ..likelihood import evaluate_iwae
-from ..train import TrainConfig, read_metrics, train
+from ..train import TrainConfig, csv_text, read_metrics, train
 
 DEFAULT_BETAS = (0.5, 1.0, 2.0, 4.0)
 DEFAULT_LATENTS = (2, 8, 16, 32)
@@ -156,12 +154,7 @@ def run_sweep(configs, out, iwae_k, iwae_subset, iwae_batch_size=1000, data_root
 
 
 def records_csv(records):
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for record in records:
-        writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in record.items()})
-    return buffer.getvalue()
+    return csv_text(records, COLUMNS)
 
 
 def markdown_table(records):

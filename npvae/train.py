@@ -186,8 +186,6 @@ def train(config, out_dir, resume=False, data_root=None, progress=True, log=prin
     test_images, test_labels = test_images[:config.test_limit], test_labels[:config.test_limit].astype(np.int64)
 
     init_rng, shuffle_rng, noise_rng = _generators(config.seed)
-    model = build_model(config.model_config(), rng=init_rng)
-    optimizer = Adam(model.parameters(), lr=config.lr)
     rows, start_epoch = [], 0
     if resume:
         model, optimizer_state, meta = load_checkpoint(checkpoint_path, expect_kind=config.model)
@@ -198,6 +196,8 @@ def train(config, out_dir, resume=False, data_root=None, progress=True, log=prin
         rows, start_epoch = meta["metrics"], meta["epoch"]
         log(f"resuming {out_dir} after epoch {start_epoch} of {config.epochs}")
     else:
+        model = build_model(config.model_config(), rng=init_rng)
+        optimizer = Adam(model.parameters(), lr=config.lr)
         os.makedirs(out_dir, exist_ok=True)
         atomic_write_text(os.path.join(out_dir, "config.json"), json.dumps(asdict(config), indent=2) + "\n")
 

@@ -1,10 +1,13 @@
-"""Per-layer forward and backward time of the paper's VAE and CVAE at batch 128.
+"""Per-layer forward and backward time of the paper's VAE and CVAE, as one worker sees them.
 
-    python benchmarks/bench_layers.py [--repeats 15] [--batch-size 128]
+    python benchmarks/bench_layers.py [--repeats 15] [--batch-size 128] [--workers N]
 
-Every layer is timed on the activations (and memory layouts) it sees in a real training
-step, median over repeats after warm-up, in ms and GFLOP/s (multiply-add = 2 FLOP), with
-its share of one full training step measured in the same run.
+Training splits each batch of 128 across worker threads, one per core, and each worker
+runs the whole network on its share with a single-threaded BLAS (npvae/parallel.py). So
+this benchmark times one worker: batch 128 / workers, one thread. Every layer is timed on
+the activations (and memory layouts) it sees in a real training step, median over repeats
+after warm-up, in ms and GFLOP/s (multiply-add = 2 FLOP), with its share of one full
+single-worker training step measured in the same run.
 """
 import argparse
 import os
@@ -18,7 +21,9 @@ from common import machine, median_seconds, write_json  # noqa: E402
 from npvae.losses import NegativeELBO  # noqa: E402
 from npvae.models import CVAE, VAE  # noqa: E402
 from npvae.nn import Conv2d, ConvTranspose2d, Linear  # noqa: E402
+from npvae.blas import blas_threads  # noqa: E402
 from npvae.optim import Adam  # noqa: E402
+from npvae.parallel import default_workers  # noqa: E402
 from npvae.train import train_step  # noqa: E402
 
 
@@ -71,15 +76,25 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--workers", type=int, default=default_workers(),
+                        help="worker threads the batch is split across (default: one per core)")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "bench_layers.json"))
     args = parser.parse_args()
+    with blas_threads(1):
+        run(args)
+
+
+def run(args):
     rng = np.random.default_rng(0)
-    results = {"machine": machine(), "batch_size": args.batch_size, "repeats": args.repeats,
+    batch = args.batch_size // args.workers
+    print(f"one worker of {args.workers}: batch {batch}, BLAS on one thread")
+    results = {"machine": machine(), "batch_size": args.batch_size, "workers": args.workers,
+               "batch_per_worker": batch, "blas_threads": 1, "repeats": args.repeats,
                "command": "python benchmarks/bench_layers.py " + " ".join(sys.argv[1:])}
     for model in (VAE(rng=0), CVAE(rng=0)):
-        x = (rng.random((args.batch_size, 1, 28, 28)) < 0.15).astype(np.float32)
-        labels = rng.integers(0, 10, args.batch_size)
-        eps = rng.standard_normal((args.batch_size, 2), dtype=np.float32)
+        x = (rng.random((batch, 1, 28, 28)) < 0.15).astype(np.float32)
+        labels = rng.integers(0, 10, batch)
+        eps = rng.standard_normal((batch, 2), dtype=np.float32)
         optimizer, objective = Adam(model.parameters()), NegativeELBO()
         for _ in range(3):
             train_step(model, optimizer, objective, x, labels, eps, 1.0)
@@ -87,7 +102,7 @@ def main():
                                  args.repeats)
         rows = layer_table(model, x, labels, args.repeats)
         print(f"\n{model.kind.upper()}: one training step {1e3 * step:.1f} ms "
-              f"({args.batch_size / step:.0f} images/s)")
+              f"({batch / step:.0f} images/s on one core)")
         print(f"{'layer':<12} {'type':<34} {'fwd ms':>7} {'GFLOP/s':>8} {'bwd ms':>7} {'GFLOP/s':>8} {'share':>6}")
         for r in rows:
             r["share_of_step"] = (r["forward_ms"] + r["backward_ms"]) / (1e3 * step)
@@ -99,7 +114,7 @@ def main():
                   f"{100 * r['share_of_step']:5.1f}%")
         accounted = sum(r["share_of_step"] for r in rows)
         print(f"layers account for {100 * accounted:.0f}% of the step; the rest is loss, Adam and glue")
-        results[model.kind] = {"step_ms": 1e3 * step, "images_per_s": args.batch_size / step, "layers": rows}
+        results[model.kind] = {"step_ms": 1e3 * step, "images_per_s": batch / step, "layers": rows}
     write_json(args.out, results)
 
 

@@ -27,23 +27,26 @@ from common import machine, write_json  # noqa: E402
 
 from npvae.losses import NegativeELBO  # noqa: E402
 from npvae.models import CVAE, VAE  # noqa: E402
+from npvae.nn import sigmoid  # noqa: E402
 from npvae.optim import Adam  # noqa: E402
+from npvae.parallel import DataParallel, default_workers  # noqa: E402
 from npvae.train import train_step  # noqa: E402
 
 
 def npvae_runner(kind, batch, rng):
     model = (VAE if kind == "vae" else CVAE)(rng=0)
+    parallel = DataParallel(model)          # one worker per core, as `npvae train` runs
     optimizer, objective = Adam(model.parameters()), NegativeELBO()
     x = (rng.random((batch, 1, 28, 28)) < 0.15).astype(np.float32)
     labels = rng.integers(0, 10, batch)
     eps = rng.standard_normal((batch, 2), dtype=np.float32)
 
     def step():
-        train_step(model, optimizer, objective, x, labels, eps, 1.0)
+        train_step(parallel, optimizer, objective, x, labels, eps, 1.0)
 
     def infer():
-        mu, _ = model.encode(x, labels)
-        model.decode(mu, labels)
+        mu, _ = parallel.encode(x, labels)
+        sigmoid(parallel.decode_logits(mu, labels))
     return step, infer
 
 
@@ -149,6 +152,7 @@ def main():
             for name in frameworks), flush=True)
     results = {"machine": machine(), "batch_size": args.batch_size, "rounds": args.rounds,
                "repeats": args.repeats, "steps_per_repeat": args.steps,
+               "npvae_workers": default_workers(), "torch_threads": os.cpu_count(),
                "command": "python benchmarks/bench_train.py " + " ".join(sys.argv[1:]),
                "torch": torch.__version__ if "torch" in frameworks else None}
     for kind, task in TASKS:

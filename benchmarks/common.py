@@ -26,9 +26,7 @@ def machine():
     except ImportError:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__, "blas": blas, "numba": numba.__version__,
-            "numba_threads": numba.config.NUMBA_NUM_THREADS,
-            "numba_threading_layer": numba.config.THREADING_LAYER}
+            "numpy": np.__version__, "blas": blas, "numba": numba.__version__}
 
 
 def median_seconds(fn, repeats, inner=1):

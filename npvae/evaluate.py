@@ -7,27 +7,32 @@ import numpy as np
 
 from .data import to_float
 from .losses import gaussian_kl
+from .parallel import DataParallel
 
 
-def elbo_per_image(model, images, labels, rng, batch_size=1000):
+def elbo_per_image(model, images, labels, rng, batch_size=1000, parallel=None, workers=None):
     """Per-image (recon, kl) arrays for uint8 ``images``: -log p(x|z) with one z ~ q(z|x)
-    (under the model's own decoder likelihood) and the analytic KL."""
+    (under the model's own decoder likelihood) and the analytic KL.
+
+    The batches run through ``parallel`` (a DataParallel around ``model``) if given, else
+    through a new one with ``workers`` threads (default: one per core)."""
+    if parallel is None:
+        with DataParallel(model, workers) as parallel:
+            return elbo_per_image(model, images, labels, rng, batch_size, parallel)
     recon, kl = [], []
     for start in range(0, len(images), batch_size):
         stop = min(start + batch_size, len(images))
         eps = rng.standard_normal((stop - start, model.latent_dim), dtype=model.dtype)
         x = to_float(images[start:stop], model.dtype)
-        batch_labels = None if labels is None else labels[start:stop]
-        mu, logvar = model.encode(x, batch_labels)
-        z = model.reparameterize.forward(mu, logvar, eps)
-        recon.append(-model.log_likelihood(model.decode_logits(z, batch_labels), x))
+        logits, mu, logvar = parallel.forward(x, eps, None if labels is None else labels[start:stop])
+        recon.append(-model.log_likelihood(logits, x))
         kl.append(gaussian_kl(mu, logvar))
     return np.concatenate(recon), np.concatenate(kl)
 
 
-def evaluate_elbo(model, images, labels, rng, batch_size=1000):
+def evaluate_elbo(model, images, labels, rng, batch_size=1000, parallel=None, workers=None):
     """Mean recon, KL and total (= -ELBO) over ``images`` with one z ~ q(z|x) per image."""
-    return summarize(*elbo_per_image(model, images, labels, rng, batch_size))
+    return summarize(*elbo_per_image(model, images, labels, rng, batch_size, parallel, workers))
 
 
 def summarize(recon, kl, beta=1.0):

@@ -31,6 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .data import to_float
+from .parallel import DataParallel
 from .nn.reparameterize import clamp_logvar
 
 LOG_2PI = math.log(2 * math.pi)
@@ -141,13 +142,15 @@ def _posterior(model, x, labels):
     return mu.astype(np.float64), logvar, np.exp(0.5 * logvar)
 
 
-def model_iwae(model, x, labels, num_samples, rng=None, batch_size=1000, on_decode=None):
+def model_iwae(model, x, labels, num_samples, rng=None, batch_size=1000, on_decode=None, parallel=None):
     """IWAE_K for a chunk of float images x (m, 1, 28, 28) under a VAE/CVAE (true labels).
 
     The chunk is encoded once; its m * K latent draws are decoded about ``batch_size`` per
     decoder call (K per image per call if m * K fits, otherwise batch_size // m).
-    ``on_decode(count)`` is called after each decoder call (for a progress bar).
+    ``on_decode(count)`` is called after each decoder call (for a progress bar). The
+    decoder calls go through ``parallel`` (a DataParallel around ``model``) when given.
     """
+    decode_logits = model.decode_logits if parallel is None else parallel.decode_logits
     m, d = x.shape[0], model.latent_dim
     mu, logvar, sigma = _posterior(model, x, labels)
     labels = None if labels is None else np.asarray(labels)
@@ -171,7 +174,7 @@ def model_iwae(model, x, labels, num_samples, rng=None, batch_size=1000, on_deco
     def log_joint(z):
         k = z.shape[1]
         x_rep, labels_rep = targets(k)
-        logits = model.decode_logits(z.reshape(m * k, d).astype(model.dtype), labels_rep)
+        logits = decode_logits(z.reshape(m * k, d).astype(model.dtype), labels_rep)
         log_px_z = model.log_likelihood(logits, x_rep).reshape(m, k)
         if on_decode is not None:
             on_decode(m * k)
@@ -181,12 +184,14 @@ def model_iwae(model, x, labels, num_samples, rng=None, batch_size=1000, on_deco
     return iwae_log_likelihood(sample, log_joint, num_samples, rng, samples_per_call=per_call)
 
 
-def evaluate_iwae(model, images, labels, num_samples, rng=None, batch_size=1000, progress=True):
+def evaluate_iwae(model, images, labels, num_samples, rng=None, batch_size=1000, progress=True,
+                  workers=None):
     """IWAE_K over uint8 ``images`` (with their true labels for a CVAE).
 
     Images are taken max(1, batch_size // K) at a time. Returns a dict: per-image
     ``log_px``, ``elbo`` and ``ess`` arrays, the means and standard errors of the first two,
     the median and smallest ESS, ``seconds`` and ``samples_per_s`` (decoded z's per second).
+    The decoder runs on ``workers`` threads (default: one per core).
     """
     rng = np.random.default_rng(rng)
     n = len(images)
@@ -195,15 +200,18 @@ def evaluate_iwae(model, images, labels, num_samples, rng=None, batch_size=1000,
     bar = tqdm(total=n * int(num_samples), desc=f"IWAE-{num_samples}", unit="z", unit_scale=True,
                disable=not progress, dynamic_ncols=True, leave=False)
     started = time.perf_counter()
+    parallel = DataParallel(model, workers)
     try:
         for start in range(0, n, per_chunk):
             stop = min(start + per_chunk, n)
             x = to_float(images[start:stop], model.dtype)
             estimate = model_iwae(model, x, None if labels is None else labels[start:stop],
-                                  num_samples, rng, batch_size, on_decode=bar.update)
+                                  num_samples, rng, batch_size, on_decode=bar.update,
+                                  parallel=parallel)
             log_px[start:stop], elbo[start:stop] = estimate.log_px, estimate.elbo
             ess[start:stop] = estimate.ess
     finally:
+        parallel.close()
         bar.close()
     seconds = time.perf_counter() - started
     return {"k": int(num_samples), "images": n, "log_px": log_px, "elbo": elbo, "ess": ess,

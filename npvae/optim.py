@@ -12,13 +12,16 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def _adam_kernel(param, grad, m, v, beta1, beta2, step_size, sqrt_bias2, eps):
+    # The scalars arrive in the parameters' dtype, so float32 training updates in float32,
+    # as PyTorch does, and the loop vectorises.
+    one = param.dtype.type(1)
     p, g, m1, v1 = param.ravel(), grad.ravel(), m.ravel(), v.ravel()
     for i in range(p.size):
-        m1[i] = beta1 * m1[i] + (1.0 - beta1) * g[i]
-        v1[i] = beta2 * v1[i] + (1.0 - beta2) * g[i] * g[i]
-        p[i] -= step_size * m1[i] / (math.sqrt(v1[i]) / sqrt_bias2 + eps)
+        m1[i] = beta1 * m1[i] + (one - beta1) * g[i]
+        v1[i] = beta2 * v1[i] + (one - beta2) * g[i] * g[i]
+        p[i] -= step_size * m1[i] / (np.sqrt(v1[i]) / sqrt_bias2 + eps)
 
 
 class Adam:
@@ -46,7 +49,9 @@ class Adam:
         step_size = self.lr / (1 - beta1 ** self.step_count)
         sqrt_bias2 = math.sqrt(1 - beta2 ** self.step_count)
         for p, m, v in zip(self.params, self.m, self.v):
-            _adam_kernel(p.data, p.grad, m, v, beta1, beta2, step_size, sqrt_bias2, self.eps)
+            scalar = p.data.dtype.type
+            _adam_kernel(p.data, p.grad, m, v, scalar(beta1), scalar(beta2), scalar(step_size),
+                         scalar(sqrt_bias2), scalar(self.eps))
 
     def state_dict(self):
         state = {"step_count": np.int64(self.step_count), "lr": np.float64(self.lr),

@@ -19,7 +19,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 from tqdm import tqdm
@@ -30,6 +30,7 @@ from .evaluate import evaluate_elbo
 from .losses import NegativeELBO
 from .models import LIKELIHOODS, VARIANCES, build_model
 from .optim import Adam
+from .parallel import DataParallel, default_workers
 from .schedules import SCHEDULES, kl_weight
 
 METRIC_COLUMNS = ("epoch", "beta", "train_recon", "train_kl", "train_total", "train_ratio",
@@ -54,6 +55,8 @@ class TrainConfig:
     likelihood: str = "bernoulli"          # decoder p(x|z): "bernoulli" (the paper) or "gaussian"
     gaussian_variance: str = "fixed"       # Gaussian decoder: "fixed" sigma^2 or "learned" per pixel
     pixel_variance: float = 1.0            # the fixed sigma^2, or the learned one's starting value
+    workers: int | None = None             # threads, each on a share of every batch; None: one
+                                           # per core. A run is bit-identical for a given count.
 
     def validate(self):
         if self.model not in ("vae", "cvae"):
@@ -73,7 +76,7 @@ class TrainConfig:
         if not self.lr > 0 or self.beta < 0 or self.warmup_epochs < 0:
             raise ValueError(f"need lr > 0, beta >= 0, warmup_epochs >= 0 "
                              f"(got {self.lr}, {self.beta}, {self.warmup_epochs})")
-        for name in ("limit", "test_limit"):
+        for name in ("limit", "test_limit", "workers"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         return self
@@ -129,6 +132,8 @@ def read_metrics(run_dir):
 def train_step(model, optimizer, objective, x, labels, eps, beta):
     """One optimisation step on a batch: forward, loss (eq. 30), backward, Adam.
 
+    ``model`` is a VAE/CVAE or a :class:`~npvae.parallel.DataParallel` around one.
+
     Returns (recon, kl) batch means. Raises TrainingDiverged, before touching the
     parameters, when the loss is not finite.
     """
@@ -143,8 +148,11 @@ def train_step(model, optimizer, objective, x, labels, eps, beta):
 
 
 def train_epoch(model, optimizer, images, labels, batch_size, beta_for_step, shuffle_rng, noise_rng,
-                progress=None, epoch=None):
-    """One pass over the data. Returns per-image mean (recon, kl) and the batches' last beta."""
+                progress=None, epoch=None, parallel=None):
+    """One pass over the data. Returns per-image mean (recon, kl) and the batches' last beta.
+
+    ``parallel``, a :class:`~npvae.parallel.DataParallel` around ``model``, runs the steps.
+    """
     # The paper's Bernoulli decoder uses the default objective; others bring their own loss.
     objective = NegativeELBO() if model.likelihood == "bernoulli" else NegativeELBO(model.reconstruction_loss())
     recon_sum = kl_sum = 0.0
@@ -154,7 +162,7 @@ def train_epoch(model, optimizer, images, labels, batch_size, beta_for_step, shu
         x = to_float(images[index])
         eps = noise_rng.standard_normal((len(index), model.latent_dim), dtype=np.float32)
         try:
-            recon, kl = train_step(model, optimizer, objective, x, labels[index], eps, beta)
+            recon, kl = train_step(parallel or model, optimizer, objective, x, labels[index], eps, beta)
         except TrainingDiverged as error:
             raise TrainingDiverged(f"epoch {epoch}, batch {batch + 1}: {error}") from None
         recon_sum += recon * len(index)
@@ -179,6 +187,8 @@ def train(config, out_dir, resume=False, data_root=None, progress=True, log=prin
         raise FileExistsError(f"{out_dir} already holds a run; pass --resume to continue it "
                               f"or choose another --out")
     config.validate()
+    if config.workers is None:      # record the count: it fixes the run's rounding
+        config = replace(config, workers=default_workers())
 
     train_images, train_labels = load_dataset(config.dataset, "train", root=data_root)
     test_images, test_labels = load_dataset(config.dataset, "test", root=data_root)
@@ -201,6 +211,17 @@ def train(config, out_dir, resume=False, data_root=None, progress=True, log=prin
         os.makedirs(out_dir, exist_ok=True)
         atomic_write_text(os.path.join(out_dir, "config.json"), json.dumps(asdict(config), indent=2) + "\n")
 
+    with DataParallel(model, config.workers) as parallel:
+        _train_epochs(config, out_dir, model, optimizer, parallel, rows, start_epoch,
+                      (train_images, train_labels), (test_images, test_labels),
+                      shuffle_rng, noise_rng, checkpoint_path, progress, log)
+    save_model(os.path.join(out_dir, "model.npz"), model, extra={"train_config": asdict(config)})
+    return rows
+
+
+def _train_epochs(config, out_dir, model, optimizer, parallel, rows, start_epoch, train_data,
+                  test_data, shuffle_rng, noise_rng, checkpoint_path, progress, log):
+    (train_images, train_labels), (test_images, test_labels) = train_data, test_data
     steps_per_epoch = math.ceil(len(train_images) / config.batch_size)
     for epoch in range(start_epoch + 1, config.epochs + 1):
         def beta_for_step(batch, epoch=epoch):
@@ -213,7 +234,7 @@ def train(config, out_dir, resume=False, data_root=None, progress=True, log=prin
         try:
             train_recon, train_kl, beta = train_epoch(model, optimizer, train_images, train_labels,
                                                       config.batch_size, beta_for_step, shuffle_rng,
-                                                      noise_rng, bar, epoch)
+                                                      noise_rng, bar, epoch, parallel)
         except TrainingDiverged as error:
             raise TrainingDiverged(f"{error}. Training stopped; the last good checkpoint "
                                    f"(epoch {start_epoch if not rows else rows[-1]['epoch']}) is "
@@ -221,7 +242,8 @@ def train(config, out_dir, resume=False, data_root=None, progress=True, log=prin
         finally:
             bar.close()
         train_seconds = time.perf_counter() - started
-        test = evaluate_elbo(model, test_images, test_labels, _evaluation_rng(config.seed, epoch))
+        test = evaluate_elbo(model, test_images, test_labels, _evaluation_rng(config.seed, epoch),
+                             parallel=parallel)
         row = {"epoch": epoch, "beta": beta, "train_recon": train_recon, "train_kl": train_kl,
                "train_total": train_recon + beta * train_kl,
                "train_ratio": train_recon / train_kl if train_kl > 0 else float("inf"),
@@ -239,6 +261,3 @@ def train(config, out_dir, resume=False, data_root=None, progress=True, log=prin
             f"ratio {row['train_ratio']:5.1f}  "
             f"test recon {test['recon']:8.3f} kl {test['kl']:6.3f}  "
             f"{row['seconds']:.1f}s  {row['images_per_s']:.0f} img/s")
-
-    save_model(os.path.join(out_dir, "model.npz"), model, extra={"train_config": asdict(config)})
-    return rows

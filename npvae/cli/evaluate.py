@@ -45,6 +45,8 @@ def add_parser(subparsers):
                    help="images for --grid (the first N of the test set; default: %(default)s)")
     p.add_argument("--grid-size", type=int, default=400, metavar="G",
                    help="G x G points over mu +- 8 sigma of q(z|x) (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="threads sharing each batch (default: one per core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -68,7 +70,7 @@ def _minutes(seconds):
 def _iwae(model, images, labels, args):
     k = args.iwae_k
     estimate = evaluate_iwae(model, images, labels, k, np.random.default_rng([args.seed, 1]),
-                             args.batch_size, progress=not args.no_progress)
+                             args.batch_size, progress=not args.no_progress, workers=args.workers)
     k_full, n_full = PROJECTION
     projected = k_full * n_full / estimate["samples_per_s"]
     print(f"  log p(x) ~ IWAE-{k:<5d}     {estimate['mean']:10.3f} +- {estimate['se']:.3f}   "
@@ -134,7 +136,10 @@ def run(args):
     if args.batch_size < 1 or args.grid_images < 1 or args.grid_size < 2:
         raise ValueError("--batch-size and --grid-images must be >= 1, --grid-size >= 2")
 
-    recon, kl = elbo_per_image(model, images, labels, np.random.default_rng(args.seed))
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    recon, kl = elbo_per_image(model, images, labels, np.random.default_rng(args.seed),
+                               workers=args.workers)
     result = summarize(recon, kl)
     elbo_se = standard_error(-(recon + kl))
     likelihood = getattr(model, "likelihood", "bernoulli")

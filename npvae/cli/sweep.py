@@ -17,7 +17,7 @@ matplotlib is imported when the figure is drawn, not when the CLI starts.
 import json
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 
@@ -84,6 +84,8 @@ def ensure_run(config, out_dir, data_root=None, progress=True, log=print):
     if os.path.exists(config_path):
         with open(config_path) as f:
             saved = TrainConfig.from_dict(json.load(f))
+        if config.workers is None:          # "one per core" matches whatever count was recorded
+            config = replace(config, workers=saved.workers)
         if asdict(saved) != asdict(config):
             changed = sorted(k for k, v in asdict(config).items() if asdict(saved)[k] != v)
             raise ValueError(f"{out_dir} holds a run with other settings ({', '.join(changed)}); "

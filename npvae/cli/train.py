@@ -48,6 +48,9 @@ def add_parser(subparsers):
                    help="run directory (default: runs/<model>-<dataset>)")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted run in --out from its last finished epoch")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="threads, each training on a share of every batch (default: one per core; "
+                        "a run is bit-identical for a given N)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -58,7 +61,7 @@ def run(args):
                          warmup_epochs=args.warmup_epochs, beta=args.beta, schedule=args.schedule,
                          seed=args.seed, limit=args.limit, test_limit=args.test_limit,
                          likelihood=args.likelihood, gaussian_variance=args.gaussian_variance,
-                         pixel_variance=args.pixel_variance).validate()
+                         pixel_variance=args.pixel_variance, workers=args.workers).validate()
     out = args.out or os.path.join("runs", f"{args.model}-{args.dataset}")
     print(f"npvae train: {config.model.upper()} on {config.dataset} -> {out}")
     try:

@@ -24,10 +24,10 @@ def conv_output_size(size, kernel, stride, padding):
     return (size + 2 * padding - kernel) // stride + 1
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(nogil=True, cache=True)
 def _im2col_nhwc_kernel(x, kh, kw, sh, sw, ph, pw, out_h, out_w, cols):
     n_images, height, width, channels = x.shape
-    for n in numba.prange(n_images):
+    for n in range(n_images):
         for oy in range(out_h):
             for ox in range(out_w):
                 row = (n * out_h + oy) * out_w + ox
@@ -44,10 +44,10 @@ def _im2col_nhwc_kernel(x, kh, kw, sh, sw, ph, pw, out_h, out_w, cols):
                                 cols[row, base + c] = 0.0
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(nogil=True, cache=True)
 def _col2im_nhwc_kernel(cols, kh, kw, sh, sw, ph, pw, out_h, out_w, x):
     n_images, height, width, channels = x.shape
-    for n in numba.prange(n_images):
+    for n in range(n_images):
         x[n] = 0.0
         for oy in range(out_h):
             for ox in range(out_w):

@@ -9,26 +9,37 @@ and simpler to differentiate. For one pixel with logit l and target x in [0, 1]:
 
 Convention: summed over the pixels of an image, averaged over the batch, in nats.
 """
-import math
 
 import numba
 import numpy as np
 
 
-@numba.njit(parallel=True, cache=True, fastmath=False)
-def _bce_with_logits_kernel(logits, target, grad_scale, per_image, grad):
+@numba.njit(nogil=True, cache=True)
+def _bce_kernel(logits, target, exp_neg_abs, log1p_exp_neg_abs, grad_scale, per_image, grad):
     n_images, n_pixels = logits.shape
-    for n in numba.prange(n_images):
-        total = 0.0
+    one = logits.dtype.type(1)
+    scale = logits.dtype.type(grad_scale)
+    for n in range(n_images):
+        total = 0.0                   # float64: 784 terms of up to ~100 nats each
         for p in range(n_pixels):
             l = logits[n, p]
             x = target[n, p]
-            e = math.exp(-abs(l))
-            total += max(l, 0.0) - l * x + math.log1p(e)
+            e = exp_neg_abs[n, p]
+            total += max(l, 0) - l * x + log1p_exp_neg_abs[n, p]
             if grad_scale != 0.0:
-                prob = 1.0 / (1.0 + e) if l >= 0 else e / (1.0 + e)
-                grad[n, p] = (prob - x) * grad_scale
+                # sigmoid(l) without overflow, written branch-free: 1/(1+e) or e/(1+e).
+                r = one / (one + e)
+                prob = r if l >= 0 else e * r
+                grad[n, p] = (prob - x) * scale
         per_image[n] = total
+
+
+def _bce_with_logits(logits, target, grad_scale, per_image, grad):
+    """Fill per_image (N,) with the summed BCE and, unless grad_scale is 0, grad with
+    (sigmoid(logits) - target) * grad_scale. The exponentials come from NumPy, whose float32
+    exp and log1p are SIMD-vectorised (Numba's scalar calls measured 5x slower)."""
+    exp_neg_abs = np.exp(-np.abs(logits))
+    _bce_kernel(logits, target, exp_neg_abs, np.log1p(exp_neg_abs), grad_scale, per_image, grad)
 
 
 def _as_rows(logits, target, caller):
@@ -44,7 +55,7 @@ def bernoulli_nll(logits, target):
     """-log p(x | z) per image, (N,) in float64: the BCE summed over each image's pixels."""
     logits2, target2 = _as_rows(logits, target, "bernoulli_nll")
     per_image = np.empty(logits2.shape[0], dtype=np.float64)
-    _bce_with_logits_kernel(logits2, target2, 0.0, per_image, np.empty((1, 1), logits2.dtype))
+    _bce_with_logits(logits2, target2, 0.0, per_image, np.empty((1, 1), logits2.dtype))
     return per_image
 
 
@@ -72,7 +83,7 @@ class BernoulliLoss:
         self.per_image = np.empty(n, dtype=np.float64)
         if self._grad is None or self._grad.shape != logits2.shape or self._grad.dtype != logits2.dtype:
             self._grad = np.empty_like(logits2)
-        _bce_with_logits_kernel(logits2, target2, 1.0 / n, self.per_image, self._grad)
+        _bce_with_logits(logits2, target2, 1.0 / n, self.per_image, self._grad)
         self._shape = logits.shape
         return float(self.per_image.mean())
 

@@ -8,7 +8,7 @@ Arrays are channels-last underneath and NCHW views on the surface, as in conv.py
 import numpy as np
 
 from ..kernels import col2im_nhwc, im2col_nhwc
-from .conv import pair
+from .conv import image_chunks, pair, scratch_rows
 from .init import default_rng, fan_in, uniform_fan_in
 from .module import Module, Parameter
 
@@ -64,11 +64,12 @@ class ConvTranspose2d(Module):
         self._x_rows = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).reshape(n * h * w, c_in)
         # (C_in, C_out, kH, kW) -> (C_in, kH*kW*C_out), the column order of the patches.
         self._weight_matrix = self.weight.data.transpose(0, 2, 3, 1).reshape(c_in, -1)
-        shape = (self._x_rows.shape[0], self._weight_matrix.shape[1])
-        if self._cols is None or self._cols.shape != shape or self._cols.dtype != x.dtype:
-            self._cols = np.empty(shape, dtype=x.dtype)
-        cols = np.matmul(self._x_rows, self._weight_matrix, out=self._cols)
-        y = col2im_nhwc(cols, (n, out_h, out_w, c_out), self.kernel_size, self.stride, self.padding)
+        y = np.empty((n, out_h, out_w, c_out), dtype=x.dtype)
+        for images, rows in self._chunks(n, h * w):
+            cols = np.matmul(self._x_rows[rows], self._weight_matrix,
+                             out=self._buffer("_cols", rows, x.dtype))
+            col2im_nhwc(cols, y[images].shape, self.kernel_size, self.stride, self.padding,
+                        out=y[images])
         if self.bias is not None:
             y += self.bias.data
         return y.transpose(0, 3, 1, 2)
@@ -78,14 +79,25 @@ class ConvTranspose2d(Module):
         n, c_in, h, w = self._x_shape
         _, c_out, kh, kw = self.weight.data.shape
         grad = np.ascontiguousarray(grad_out.transpose(0, 2, 3, 1))
-        self._grad_cols = im2col_nhwc(grad, self.kernel_size, self.stride, self.padding, out=self._grad_cols)
-        grad_cols = self._grad_cols
-        grad_weight = x_rows.T @ grad_cols
+        grad_weight = np.zeros_like(self._weight_matrix)
+        grad_rows = np.empty_like(x_rows)
+        for images, rows in self._chunks(n, h * w):
+            grad_cols = im2col_nhwc(grad[images], self.kernel_size, self.stride, self.padding,
+                                    out=self._buffer("_grad_cols", rows, grad.dtype))
+            grad_weight += x_rows[rows].T @ grad_cols
+            np.matmul(grad_cols, self._weight_matrix.T, out=grad_rows[rows])
         self.weight.grad += grad_weight.reshape(c_in, kh, kw, c_out).transpose(0, 3, 1, 2)
         if self.bias is not None:
             self.bias.grad += grad.reshape(-1, c_out).sum(axis=0)
-        grad_rows = grad_cols @ self._weight_matrix.T
         return grad_rows.reshape(n, h, w, c_in).transpose(0, 3, 1, 2)
+
+    def _chunks(self, n_images, rows_per_image):
+        """(images, rows) slices of about CHUNK_BYTES of columns each (see conv.py)."""
+        width = self.out_channels * self.kernel_size[0] * self.kernel_size[1]
+        return image_chunks(n_images, rows_per_image, width * self.weight.data.itemsize)
+
+    def _buffer(self, name, rows, dtype):
+        return scratch_rows(self, name, rows, self._weight_matrix.shape[1], dtype)
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

@@ -28,7 +28,7 @@ import numpy as np
 from .gradcheck import (DEFAULT_STEP, DEFAULT_TOLERANCE, TensorCheck, entries_to_nudge,
                         finite_difference_check, relative_error)
 from .losses import BernoulliLoss, GaussianKL, GaussianLoss, gaussian_kl, kl_grad_sigma
-from .nn import (LOGVAR_MAX, LOGVAR_MIN, Conv2d, ConvTranspose2d, Flatten, Linear, Parameter, ReLU,
+from .nn import (LOGVAR_MAX, LOGVAR_MIN, ConditionedConv2d, Conv2d, ConvTranspose2d, Flatten, Linear, Parameter, ReLU,
                  Reparameterize, Sequential, Sigmoid, Unflatten)
 from .models.architecture import build_decoder, build_encoder
 
@@ -229,6 +229,31 @@ def conv2d(rng, in_channels=3, out_channels=4, kernel=3, stride=1, padding=0, ba
                                                     max_entries, tolerance, layout))
 
 
+def conditioned_conv2d(rng, image_channels=1, condition_channels=3, out_channels=4, kernel=3, stride=2,
+                       padding=1, batch=BATCH, size=8, note="", max_entries=DEFAULT_MAX_ENTRIES,
+                       tolerance=DEFAULT_TOLERANCE):
+    """ConditionedConv2d on an image plus constant planes (soft conditions): the parameters'
+    gradients (its inputs are data and get none)."""
+    h, w = (size, size) if np.isscalar(size) else size
+    layer = ConditionedConv2d(image_channels, condition_channels, out_channels, kernel, stride, padding,
+                              rng=rng, dtype=np.float64)
+    conditions = rng.random((batch, condition_channels))
+    planes = np.broadcast_to(conditions[:, :, None, None], (batch, condition_channels, h, w))
+    x = np.concatenate([rng.standard_normal((batch, image_channels, h, w)), planes], axis=1)
+    weights = rng.standard_normal(layer.output_shape(x.shape))
+    layer.zero_grad()
+    layer.forward(x)
+    layer.backward(weights.copy())
+    tensors = {name: p.data for name, p in layer.named_parameters()}
+    analytic = {name: p.grad.copy() for name, p in layer.named_parameters()}
+    out = layer.output_shape(x.shape)
+    config = (f"{image_channels}+{condition_channels}->{out_channels} k{_hw(kernel)} s{_hw(stride)} "
+              f"p{_hw(padding)}, {h}x{w}->{out[2]}x{out[3]}, N={batch}{note}")
+    return _labelled("conditionedconv2d", config,
+                     fd_check(lambda: float(np.sum(layer.forward(x) * weights)), tensors, analytic, rng,
+                              max_entries, tolerance))
+
+
 def convtranspose2d(rng, in_channels=3, out_channels=4, kernel=3, stride=1, padding=0,
                     output_padding=0, batch=BATCH, size=5, layout="NCHW", bias=True, note="",
                     max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE):
@@ -401,7 +426,7 @@ def _push_outside_clamp(rng, logvar, upper=True):
 def encoder(rng, in_channels=1, batch=BATCH, note="", max_entries=DEFAULT_MAX_ENTRIES,
             tolerance=DEFAULT_TOLERANCE):
     """The paper's encoder (Table 1) as one Sequential, input gradient included."""
-    net = build_encoder(in_channels, rng)
+    net = build_encoder(in_channels, 0, rng)
     net[0].requires_input_grad = True           # the model skips it; check it here anyway
     config = f"Table 1, {in_channels}x28x28->2048, N={batch}{note}"
     return _labelled("encoder", config, check_layer(net, (batch, in_channels, 28, 28), rng,
@@ -482,7 +507,7 @@ def condition(net):
 
 # Single configurations by name: what `npvae gradcheck LAYER --flags` calls.
 SINGLE = {
-    "conv2d": conv2d, "convtranspose2d": convtranspose2d, "linear": linear, "relu": relu,
+    "conv2d": conv2d, "conditionedconv2d": conditioned_conv2d, "convtranspose2d": convtranspose2d, "linear": linear, "relu": relu,
     "sigmoid": sigmoid, "flatten": flatten, "unflatten": unflatten, "bce": bce, "kl": kl,
     "reparameterize": reparameterize, "encoder": encoder, "decoder": decoder,
 }
@@ -562,6 +587,19 @@ def check_conv2d(rng, max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERAN
     rows += conv2d(rng, 64, 128, 3, 2, 1, size=7, layout="NHWC mem", note=" (encoder.4)", **kw)
     for _ in range(n_random):
         rows += conv2d(rng, **random_conv2d(rng), note=" (random)", **kw)
+    return rows
+
+
+@register("conditionedconv2d", "ConditionedConv2d: the CVAE's first layer (image + 10 label planes), random")
+def check_conditioned_conv2d(rng, max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE,
+                             n_random=DEFAULT_RANDOM):
+    kw = dict(max_entries=max_entries, tolerance=tolerance)
+    rows = conditioned_conv2d(rng, 1, 10, 32, 4, 2, 1, size=28, note=" (CVAE encoder.0)", **kw)
+    for _ in range(n_random):
+        config = random_conv2d(rng)
+        rows += conditioned_conv2d(rng, int(rng.integers(1, 3)), int(rng.integers(1, 4)),
+                                   config["out_channels"], config["kernel"], config["stride"],
+                                   config["padding"], config["batch"], config["size"], " (random)", **kw)
     return rows
 
 

@@ -15,11 +15,12 @@ from npvae.losses import GaussianKL
 from npvae.nn import Conv2d, ConvTranspose2d, Linear, Reparameterize
 
 # Which standard check covers each layer type of npvae.nn.
-COVERAGE = {"Linear": "linear", "Conv2d": "conv2d", "ConvTranspose2d": "convtranspose2d",
+COVERAGE = {"Linear": "linear", "Conv2d": "conv2d", "ConditionedConv2d": "conditionedconv2d",
+            "ConvTranspose2d": "convtranspose2d",
             "ReLU": "relu", "Sigmoid": "sigmoid", "Flatten": "reshape", "Unflatten": "reshape",
             "Reparameterize": "reparameterize", "Sequential": "encoder"}
 
-LAYER_CHECKS = ["linear", "conv2d", "convtranspose2d", "relu", "sigmoid", "reshape", "bce", "gaussian", "kl",
+LAYER_CHECKS = ["linear", "conv2d", "conditionedconv2d", "convtranspose2d", "relu", "sigmoid", "reshape", "bce", "gaussian", "kl",
                 "reparameterize"]
 
 

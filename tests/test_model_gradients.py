@@ -182,7 +182,7 @@ DECODER_TABLE = [(Linear, (2048,), None, None), (ReLU, (2048,), None, None),
 def run_layer_by_layer(network, x, table):
     assert len(network) == len(table)
     for layer, (kind, shape, kernel, stride) in zip(network, table):
-        assert type(layer) is kind, (layer, kind)
+        assert isinstance(layer, kind), (layer, kind)
         if kernel is not None:
             assert (layer.kernel_size, layer.stride, layer.padding) == (kernel, stride, (1, 1))
         x = layer.forward(x)

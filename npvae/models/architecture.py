@@ -11,15 +11,19 @@ Encoder (Table 1)                          Decoder (Table 2)
 Every convolution uses padding 1, which is what makes the sizes come out as listed.
 ReLUs work in place: nothing else keeps the arrays they overwrite.
 """
-from ..nn import Conv2d, ConvTranspose2d, Flatten, Linear, ReLU, Sequential, Unflatten
+from ..nn import ConditionedConv2d, Conv2d, ConvTranspose2d, Flatten, Linear, ReLU, Sequential, Unflatten
 
 IMAGE_SHAPE = (1, 28, 28)
 FEATURES = 128 * 4 * 4
 
 
-def build_encoder(in_channels, rng):
+def build_encoder(image_channels, condition_channels, rng):
+    """The CVAE's label planes (``condition_channels`` > 0) go through a ConditionedConv2d:
+    the same 11-channel convolution, computed from the planes' constant values."""
+    first = (ConditionedConv2d(image_channels, condition_channels, 32, 4, stride=2, padding=1, rng=rng)
+             if condition_channels else Conv2d(image_channels, 32, 4, stride=2, padding=1, rng=rng))
     encoder = Sequential(
-        Conv2d(in_channels, 32, 4, stride=2, padding=1, rng=rng), ReLU(inplace=True),
+        first, ReLU(inplace=True),
         Conv2d(32, 64, 4, stride=2, padding=1, rng=rng), ReLU(inplace=True),
         Conv2d(64, 128, 3, stride=2, padding=1, rng=rng), ReLU(inplace=True),
         Flatten(),

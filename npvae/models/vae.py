@@ -46,7 +46,7 @@ class VAE(Module):
         self.likelihood, self.variance = likelihood, variance
         self.pixel_variance = float(pixel_variance)
         self.latent_dim = int(latent_dim)
-        self.encoder = build_encoder(IMAGE_SHAPE[0] + self.condition_dim, rng)
+        self.encoder = build_encoder(IMAGE_SHAPE[0], self.condition_dim, rng)
         self.fc_mu = Linear(FEATURES, self.latent_dim, rng=rng)
         self.fc_logvar = Linear(FEATURES, self.latent_dim, rng=rng)
         self.decoder = build_decoder(self.latent_dim + self.condition_dim, rng)

@@ -1,5 +1,6 @@
 """Layers with explicit backward passes, in PyTorch's names and parameter shapes."""
 from .activations import ReLU, Sigmoid, sigmoid
+from .conditioned_conv import ConditionedConv2d
 from .conv import Conv2d
 from .conv_transpose import ConvTranspose2d
 from .linear import Linear
@@ -7,6 +8,6 @@ from .module import Module, Parameter, Sequential
 from .reparameterize import LOGVAR_MAX, LOGVAR_MIN, Reparameterize, clamp_logvar
 from .reshape import Flatten, Unflatten
 
-__all__ = ["Module", "Parameter", "Sequential", "Linear", "Conv2d", "ConvTranspose2d",
+__all__ = ["Module", "Parameter", "Sequential", "Linear", "Conv2d", "ConditionedConv2d", "ConvTranspose2d",
            "ReLU", "Sigmoid", "sigmoid", "Flatten", "Unflatten", "Reparameterize",
            "clamp_logvar", "LOGVAR_MIN", "LOGVAR_MAX"]

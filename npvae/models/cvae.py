@@ -59,11 +59,13 @@ class CVAE(VAE):
         return one_hot(labels, self.num_classes, self.dtype)
 
     def encoder_input(self, x, labels):
-        """Images (N, 1, 28, 28) + label planes -> (N, 11, 28, 28). Built channels-last, the
-        layout the first convolution reads, and returned as an NCHW view of it."""
-        n, _, h, w = x.shape
-        planes = np.broadcast_to(self.conditions(labels, n)[:, None, None, :], (n, h, w, self.num_classes))
-        return np.concatenate([x.transpose(0, 2, 3, 1), planes], axis=3).transpose(0, 3, 1, 2)
+        """Images (N, 1, 28, 28) + label planes -> (N, 11, 28, 28). The first layer, a
+        ConditionedConv2d, reads the planes' constant values rather than convolving them."""
+        n, c, h, w = x.shape
+        joined = np.empty((n, c + self.num_classes, h, w), dtype=x.dtype)
+        joined[:, :c] = x
+        joined[:, c:] = self.conditions(labels, n)[:, :, None, None]
+        return joined
 
     def decoder_input(self, z, labels):
         """[z, one-hot] -> (N, latent_dim + num_classes)."""

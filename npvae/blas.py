@@ -36,7 +36,7 @@ def _loaded_libraries():
 @functools.lru_cache(maxsize=None)
 def _controls():
     """[(set_threads, get_threads)] for every BLAS loaded in this process (found once)."""
-    import numpy  # noqa: F401  (loads NumPy's BLAS before we look for it)
+    import numpy  # noqa: F401  (importing NumPy loads its BLAS: it must be there to be found)
     controls = []
     for path in _loaded_libraries():
         try:

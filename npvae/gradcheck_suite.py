@@ -30,6 +30,7 @@ from .gradcheck import (DEFAULT_STEP, DEFAULT_TOLERANCE, TensorCheck, entries_to
 from .losses import BernoulliLoss, GaussianKL, GaussianLoss, gaussian_kl, kl_grad_sigma
 from .nn import (LOGVAR_MAX, LOGVAR_MIN, ConditionedConv2d, Conv2d, ConvTranspose2d, Flatten, Linear, Parameter, ReLU,
                  Reparameterize, Sequential, Sigmoid, Unflatten)
+from .blas import blas_threads
 from .models.architecture import build_decoder, build_encoder
 
 DEFAULT_MAX_ENTRIES = 64     # entries checked per tensor (a random subset); None = all
@@ -722,27 +723,10 @@ def check_rng(seed, name):
     return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
 
-class single_threaded:
-    """Batch-2 checks call tiny kernels thousands of times: on a small machine, BLAS and
-    Numba worker threads waiting for work cost far more than they give. Use one thread
-    of each while checking (BLAS through threadpoolctl when it is installed)."""
-
-    def __enter__(self):
-        import numba                             # noqa: PLC0415
-        self._numba = numba.get_num_threads()
-        numba.set_num_threads(1)
-        try:
-            from threadpoolctl import threadpool_limits      # noqa: PLC0415
-            self._blas = threadpool_limits(limits=1, user_api="blas")
-        except ImportError:
-            self._blas = None
-        return self
-
-    def __exit__(self, *exc):
-        import numba                             # noqa: PLC0415
-        numba.set_num_threads(self._numba)
-        if self._blas is not None:
-            self._blas.restore_original_limits()
+def single_threaded():
+    """Batch-2 checks call tiny GEMMs thousands of times: on a small machine, BLAS worker
+    threads waiting for work cost far more than they give. Use one while checking."""
+    return blas_threads(1)
 
 
 def run(names=None, seed=0, max_entries=DEFAULT_MAX_ENTRIES, tolerance=None, n_random=DEFAULT_RANDOM,

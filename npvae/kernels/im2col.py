@@ -10,7 +10,8 @@ so the copy runs along contiguous memory; a weight multiplies it once permuted t
 ``im2col``: it scatters every column entry back to the pixel it was read from, adding
 where receptive fields overlap.
 
-Each kernel (Numba, parallel over images) has a plain NumPy reference. The textbook NCHW
+Each kernel (a serial Numba loop that releases the GIL, so that npvae's worker threads
+(npvae/parallel.py) run it side by side) has a plain NumPy reference. The textbook NCHW
 pair, cols[(n, oh, ow), (c, i, j)] = x_padded[n, c, oh*sh + i, ow*sw + j], is kept as a
 NumPy reference too: it is the layout most readers know, and the tests check the fast
 kernels against it as an independent second opinion.

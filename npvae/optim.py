@@ -13,15 +13,24 @@ import numpy as np
 
 
 @numba.njit(nogil=True, cache=True)
-def _adam_kernel(param, grad, m, v, beta1, beta2, step_size, sqrt_bias2, eps):
+def _adam_kernel(param, grad, m, v, beta1, beta2, step_size, sqrt_bias2, eps, tiny):
     # The scalars arrive in the parameters' dtype, so float32 training updates in float32,
     # as PyTorch does, and the loop vectorises.
-    one = param.dtype.type(1)
+    one, zero = param.dtype.type(1), param.dtype.type(0)
     p, g, m1, v1 = param.ravel(), grad.ravel(), m.ravel(), v.ravel()
     for i in range(p.size):
-        m1[i] = beta1 * m1[i] + (one - beta1) * g[i]
-        v1[i] = beta2 * v1[i] + (one - beta2) * g[i] * g[i]
-        p[i] -= step_size * m1[i] / (np.sqrt(v1[i]) / sqrt_bias2 + eps)
+        gi = g[i]
+        mi = beta1 * m1[i] + (one - beta1) * gi
+        vi = beta2 * v1[i] + (one - beta2) * gi * gi
+        # Where the gradient stays 0 (a unit that never fires) the moments decay into the
+        # subnormal numbers and stick there (0.9 times the smallest one rounds back to it).
+        # Arithmetic on subnormals is ~40x slower: measured, a VAE's Adam step grew from
+        # 0.8 to 30 ms over 20 epochs. Flushing them to zero changes updates by < 1e-38.
+        mi = mi if abs(mi) >= tiny else zero
+        vi = vi if vi >= tiny else zero
+        m1[i] = mi
+        v1[i] = vi
+        p[i] -= step_size * mi / (np.sqrt(vi) / sqrt_bias2 + eps)
 
 
 class Adam:
@@ -51,7 +60,7 @@ class Adam:
         for p, m, v in zip(self.params, self.m, self.v):
             scalar = p.data.dtype.type
             _adam_kernel(p.data, p.grad, m, v, scalar(beta1), scalar(beta2), scalar(step_size),
-                         scalar(sqrt_bias2), scalar(self.eps))
+                         scalar(sqrt_bias2), scalar(self.eps), np.finfo(p.data.dtype).tiny)
 
     def state_dict(self):
         state = {"step_count": np.int64(self.step_count), "lr": np.float64(self.lr),

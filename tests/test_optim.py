@@ -216,3 +216,19 @@ def test_invalid_hyperparameters_raise(hyper):
 def test_empty_parameter_list_raises():
     with pytest.raises(ValueError, match="empty parameter list"):
         Adam([])
+
+
+def test_moments_of_a_parameter_whose_gradient_stays_zero_reach_zero_not_subnormals():
+    # Without flushing, 0.9 x the smallest subnormal rounds back to it and m sticks there
+    # (and every later step pays for subnormal arithmetic).
+    p = Parameter(np.ones(64, np.float32))
+    opt = Adam([p])
+    p.grad[:] = 1e-3
+    opt.step()
+    p.grad[:] = 0.0
+    for _ in range(1200):
+        opt.step()
+    tiny = np.finfo(np.float32).tiny
+    for moment in (opt.m[0], opt.v[0]):
+        assert not np.any((moment != 0) & (np.abs(moment) < tiny))
+    assert np.all(opt.m[0] == 0)

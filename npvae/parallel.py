@@ -6,8 +6,9 @@ idles for a moment. Measured on the 2-core machine this project was built on, a 
 has idled for even a millisecond comes back up to 2.5x slower for the next few
 milliseconds, and a training step of the paper's VAE took 49 ms. With one replica per
 core, each working through its half of the batch on one thread, no core waits for the
-other until the step ends, each core's caches hold only its own half, and the step takes
-about 39 ms (``benchmarks/bench_train.py``).
+other until the step ends, each core's caches hold only its own half, and the same step
+took 39 ms (and 34 ms once the convolutions worked in cache-sized chunks; see the README's
+performance section and ``benchmarks/bench_train.py``).
 
 A replica shares the model's parameter arrays, so the optimizer's in-place update reaches
 every replica, but has its own gradients and its own forward caches. The model itself is

@@ -50,3 +50,23 @@ def test_planes_that_are_not_constant_are_refused():
         layer.forward(x)
     with pytest.raises(ValueError, match=r"expected input \(N, 3, H, W\)"):
         layer.forward(np.zeros((2, 4, 6, 6), np.float32))
+
+
+def test_forward_conditioned_is_forward_without_the_planes():
+    layer = ConditionedConv2d(1, 10, 8, 4, 2, 1, rng=3, dtype=np.float64)
+    rng = np.random.default_rng(3)
+    image = rng.standard_normal((3, 1, 12, 12))
+    conditions = np.eye(10)[[2, 7, 7]]
+    planes = np.broadcast_to(conditions[:, :, None, None], (3, 10, 12, 12))
+    grad = rng.standard_normal((3, 8, 6, 6))
+    results = []
+    for run in (lambda: layer.forward(np.concatenate([image, planes], axis=1)),
+                lambda: layer.forward_conditioned(image, conditions)):
+        layer.zero_grad()
+        y = run()
+        layer.backward(grad.copy())
+        results.append((y.copy(), layer.weight.grad.copy(), layer.bias.grad.copy()))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"conditions \(N, 10\)"):
+        layer.forward_conditioned(image, conditions[:2])

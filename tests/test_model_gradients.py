@@ -253,12 +253,22 @@ def test_cvae_conditions_encoder_and_decoder_on_the_one_hot_label(latent_dim):
     x = rng.random((2, 1, 28, 28)).astype(np.float32)
     eps = rng.standard_normal((2, latent_dim)).astype(np.float32)
     labels = np.array([7, 2])
-    encoder_inputs, decoder_inputs = [], []
-    spy_inputs(model.encoder[0], encoder_inputs)
+    first_layer_inputs, decoder_inputs = [], []
+    original = model.encoder[0].forward_conditioned
+
+    def spy(image, conditions):
+        first_layer_inputs.append((image.copy(), conditions.copy()))
+        return original(image, conditions)
+    model.encoder[0].forward_conditioned = spy
     spy_inputs(model.decoder[0], decoder_inputs)
     _, mu, logvar = model.forward(x, eps, labels)
 
-    (encoder_input,), (decoder_input,) = encoder_inputs, decoder_inputs
+    # The first layer gets the image and the one-hot rows; what it computes is the
+    # convolution of the 11-channel input encoder_input builds (tests/test_conditioned_conv.py).
+    ((image, conditions),), (decoder_input,) = first_layer_inputs, decoder_inputs
+    np.testing.assert_array_equal(image, x)
+    np.testing.assert_array_equal(conditions, np.eye(10)[labels])
+    encoder_input = model.encoder_input(x, labels)
     assert encoder_input.shape == (2, 11, 28, 28)
     np.testing.assert_array_equal(encoder_input[:, :1], x)
     np.testing.assert_array_equal(encoder_input[:, 1:], one_hot_planes(labels))

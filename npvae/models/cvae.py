@@ -58,9 +58,19 @@ class CVAE(VAE):
             raise ValueError(f"CVAE: expected {n} labels, got shape {labels.shape}")
         return one_hot(labels, self.num_classes, self.dtype)
 
+    def encode(self, x, labels=None):
+        """x (N, 1, 28, 28) -> (mu, logvar), each (N, latent_dim). The label planes of
+        :meth:`encoder_input` are never built: the first layer takes the one-hot rows."""
+        self._check_images(x)
+        first, *rest = self.encoder
+        features = first.forward_conditioned(x, self.conditions(labels, len(x)))
+        for layer in rest:
+            features = layer.forward(features)
+        return self.fc_mu.forward(features), self.fc_logvar.forward(features)
+
     def encoder_input(self, x, labels):
-        """Images (N, 1, 28, 28) + label planes -> (N, 11, 28, 28). The first layer, a
-        ConditionedConv2d, reads the planes' constant values rather than convolving them."""
+        """Images (N, 1, 28, 28) + label planes -> (N, 11, 28, 28): what the encoder's first
+        layer sees, as ``npvae inspect`` shows it (``encode`` skips building it)."""
         n, c, h, w = x.shape
         joined = np.empty((n, c + self.num_classes, h, w), dtype=x.dtype)
         joined[:, :c] = x

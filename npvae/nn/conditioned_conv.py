@@ -27,6 +27,7 @@ class ConditionedConv2d(Conv2d):
 
     forward:  x (N, C_image + C_cond, H, W) -> y (N, C_out, OH, OW), exactly Conv2d's, where
               channels C_image.. must each be constant over every image (ValueError if not).
+    forward_conditioned: (image, conditions) -> the same y, the planes never built.
     backward: g (N, C_out, OH, OW) -> None: the inputs are data (an image and its label).
     """
 
@@ -43,20 +44,33 @@ class ConditionedConv2d(Conv2d):
         self._check_input(x, 4, f"(N, {self.in_channels}, H, W)")
         if x.shape[1] != self.in_channels:
             raise ValueError(f"{self!r}: expected input (N, {self.in_channels}, H, W), got {x.shape}")
-        n, _, h, w = x.shape
-        _, c_out, out_h, out_w = self.output_shape(x.shape)
-        image, planes = x[:, :self.image_channels], x[:, self.image_channels:]
+        planes = x[:, self.image_channels:]
         conditions = np.ascontiguousarray(planes[:, :, 0, 0])
         if not np.array_equal(planes, np.broadcast_to(conditions[:, :, None, None], planes.shape)):
             raise ValueError(f"{self!r}: channels {self.image_channels}.. must each be constant "
                              f"over every image (label planes)")
-        self._x_shape, self._conditions = x.shape, conditions
+        return self.forward_conditioned(x[:, :self.image_channels], conditions)
+
+    def forward_conditioned(self, image, conditions):
+        """``forward`` of [image; planes filled with conditions], without building the planes.
+
+        image (N, C_image, H, W), conditions (N, C_cond) -> y (N, C_out, OH, OW).
+        """
+        self._check_input(image, 4, f"(N, {self.image_channels}, H, W)")
+        n, _, h, w = image.shape
+        if image.shape[1] != self.image_channels or np.shape(conditions) != (n, self.condition_channels):
+            raise ValueError(f"{self!r}: expected an image (N, {self.image_channels}, H, W) and "
+                             f"conditions (N, {self.condition_channels}), got {image.shape} and "
+                             f"{np.shape(conditions)}")
+        _, c_out, out_h, out_w = self.output_shape((n, self.in_channels, h, w))
+        self._x_shape = (n, self.in_channels, h, w)
+        self._conditions = np.ascontiguousarray(conditions, dtype=image.dtype)
         self._cols = im2col_nhwc(image.transpose(0, 2, 3, 1), self.kernel_size, self.stride,
                                  self.padding, out=self._cols)
-        self._ones_cols = self._ones_columns(h, w, x.dtype)
+        self._ones_cols = self._ones_columns(h, w, image.dtype)
         weight = self.weight.data.transpose(0, 2, 3, 1)          # (C_out, kH, kW, C_in)
         y = self._cols @ weight[..., :self.image_channels].reshape(c_out, -1).T
-        y += (conditions @ self._plane_responses(weight)).reshape(y.shape)
+        y += (self._conditions @ self._plane_responses(weight)).reshape(y.shape)
         if self.bias is not None:
             y += self.bias.data
         return y.reshape(n, out_h, out_w, c_out).transpose(0, 3, 1, 2)

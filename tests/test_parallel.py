@@ -99,3 +99,13 @@ def test_blas_threads_sets_and_restores_the_count():
     with blas_threads(1):
         assert all(get() == 1 for _, get in _controls())
     assert [get() for _, get in _controls()] == before
+
+
+def test_without_a_settable_blas_training_uses_one_worker(monkeypatch):
+    # Two workers each calling a multi-threaded BLAS oversubscribe the cores (measured 2x
+    # slower than one worker), so the default falls back to one.
+    import npvae.parallel as parallel_module
+    monkeypatch.setattr(parallel_module, "can_set_blas_threads", lambda: False)
+    assert parallel_module.default_workers() == 1
+    monkeypatch.setattr(parallel_module, "can_set_blas_threads", lambda: True)
+    assert parallel_module.default_workers() == parallel_module.available_cores()

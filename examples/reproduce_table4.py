@@ -44,7 +44,7 @@ for kind in ("vae", "cvae"):
         with open(evaluation) as f:
             saved = json.load(f)
         results[kind]["log_likelihood"] = {
-            "images": saved["images"], "elbo": saved["elbo"], "elbo_se": saved.get("elbo_se"),
+            "images": saved.get("images"), "elbo": saved.get("elbo"), "elbo_se": saved.get("elbo_se"),
             **{key: {k: v[k] for k in ("k", "images", "mean", "se", "seconds")}
                for key, v in saved.items() if key.startswith("iwae_")}}
     print(f"{kind.upper():4s} train recon {last['train_recon']:.2f} kl {last['train_kl']:.2f} "

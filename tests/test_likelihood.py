@@ -204,7 +204,8 @@ def test_evaluate_cli_writes_iwae_and_grid_beside_the_elbo(tmp_path, capsys):
     assert "IWAE-50" in out and "projected for K=5000" in out and "grid log p(x)" in out
     import json
     result = json.load(open(tmp_path / "run" / "evaluation.json"))
-    assert result["keep"] == 1 and result["images"] == 20
-    iwae = result["iwae_50_first20"]
-    assert iwae["mean"] >= result["elbo"] - 3 * result["elbo_se"] and iwae["se"] > 0
+    # A subset's figures are filed under their own keys, beside (not over) earlier results.
+    assert result["keep"] == 1 and "images" not in result and result["elbo_first20"]["images"] == 20
+    elbo, iwae = result["elbo_first20"], result["iwae_50_first20"]
+    assert iwae["mean"] >= elbo["elbo"] - 3 * elbo["elbo_se"] and iwae["se"] > 0
     assert len(result["grid"]["rows"]) == 1

@@ -130,6 +130,8 @@ def run(args):
     model = load_model(args.run_dir)
     dataset = args.dataset or run_config(args.run_dir).get("dataset", "mnist")
     images, labels = load_dataset(dataset, "test", root=args.data)
+    # A partial evaluation is filed under its own keys, never over the full test set's.
+    suffix = "" if args.subset is None or args.subset >= len(images) else f"_first{args.subset}"
     images, labels = images[:args.subset], labels[:args.subset].astype(np.int64)
     if args.iwae_k is not None and args.iwae_k < 1:
         raise ValueError(f"--iwae-k must be >= 1, got {args.iwae_k}")
@@ -143,16 +145,16 @@ def run(args):
     result = summarize(recon, kl)
     elbo_se = standard_error(-(recon + kl))
     likelihood = getattr(model, "likelihood", "bernoulli")
-    result = {"dataset": dataset, "images": int(len(images)), "likelihood": likelihood,
-              "elbo": -result["total"], "elbo_se": elbo_se, **result}
+    summary = {"images": int(len(images)), "elbo": -result["total"], "elbo_se": elbo_se, **result}
     print(f"{model.kind.upper()} ({likelihood} decoder) on {dataset} test ({len(images)} images), "
           f"nats per image:")
-    print(f"  reconstruction {result['recon']:.3f}   KL {result['kl']:.3f}   "
-          f"-ELBO {result['total']:.3f}   recon/KL {result['ratio']:.1f}")
-    print(f"  log p(x) >= ELBO           {result['elbo']:10.3f} +- {elbo_se:.3f}")
+    print(f"  reconstruction {summary['recon']:.3f}   KL {summary['kl']:.3f}   "
+          f"-ELBO {summary['total']:.3f}   recon/KL {summary['ratio']:.1f}")
+    print(f"  log p(x) >= ELBO           {summary['elbo']:10.3f} +- {elbo_se:.3f}")
+    result = {"dataset": dataset, "likelihood": likelihood}
+    result.update(summary if not suffix else {f"elbo{suffix}": summary})
     if args.iwae_k is not None:
-        key = f"iwae_{args.iwae_k}" + ("" if args.subset is None else f"_first{len(images)}")
-        result[key] = _iwae(model, images, labels, args)
+        result[f"iwae_{args.iwae_k}{suffix}"] = _iwae(model, images, labels, args)
     if args.grid:
         result["grid"] = _grid(model, images, labels, args)
     if os.path.isdir(args.run_dir):

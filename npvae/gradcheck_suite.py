@@ -649,13 +649,18 @@ def check_reshape(rng, max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERA
     return rows
 
 
+def _random_loss_shape(rng):
+    """A batch of 1-4 and one to three further axes of 1-8: what the losses see, at random."""
+    return (int(rng.integers(1, 5)),) + tuple(int(v) for v in rng.integers(1, 9, int(rng.integers(1, 4))))
+
+
 @register("bce", "BernoulliLoss (BCE fused with the sigmoid), from logits")
 def check_bce(rng, max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLERANCE, n_random=DEFAULT_RANDOM):
     kw = dict(max_entries=max_entries, tolerance=tolerance)
     rows = bce(rng, (BATCH, 1, 28, 28), note=" (paper)", **kw)
     rows += bce(rng, (BATCH, 1, 28, 28), binary=True, note=" (paper)", **kw)
     for _ in range(n_random):
-        shape = (int(rng.integers(1, 5)),) + tuple(int(v) for v in rng.integers(1, 9, int(rng.integers(1, 4))))
+        shape = _random_loss_shape(rng)
         rows += bce(rng, shape, binary=bool(rng.random() < 0.5),
                     grad=float(rng.choice([1.0, 0.3, 2.5])), note=" (random)", **kw)
     return rows
@@ -667,7 +672,7 @@ def check_gaussian(rng, max_entries=DEFAULT_MAX_ENTRIES, tolerance=DEFAULT_TOLER
     rows = gaussian(rng, (BATCH, 1, 28, 28), note=" (paper shape)", **kw)
     rows += gaussian(rng, (BATCH, 1, 28, 28), learned=True, note=" (paper shape)", **kw)
     for _ in range(n_random):
-        shape = (int(rng.integers(1, 5)),) + tuple(int(v) for v in rng.integers(1, 9, int(rng.integers(1, 4))))
+        shape = _random_loss_shape(rng)
         rows += gaussian(rng, shape, learned=bool(rng.random() < 0.5), note=" (random)", **kw)
     return rows
 

@@ -136,7 +136,7 @@ class Conv2d(Module):
 
     def _columns(self, x):
         """im2col of channels-last images x, in the reused column buffer."""
-        _, c_out, out_h, out_w = self.output_shape((x.shape[0], x.shape[3], x.shape[1], x.shape[2]))
+        _, _, out_h, out_w = self.output_shape((x.shape[0], x.shape[3], x.shape[1], x.shape[2]))
         rows = slice(0, x.shape[0] * out_h * out_w)
         return im2col_nhwc(x, self.kernel_size, self.stride, self.padding,
                            out=self._buffer("_cols", rows, x.dtype))

@@ -10,9 +10,11 @@ other until the step ends, each core's caches hold only its own half, and the sa
 took 39 ms (and 34 ms once the convolutions worked in cache-sized chunks; see the README's
 performance section and ``benchmarks/bench_train.py``).
 
-A replica shares the model's parameter arrays, so the optimizer's in-place update reaches
-every replica, but has its own gradients and its own forward caches. The model itself is
-replica 0; the others' gradients are added into it in a fixed order, so a run is
+A replica shares the model's parameter arrays, so the optimizer's in-place update (and
+``load_state_dict``, which copies into the arrays) reaches every replica; should the
+model's arrays be replaced (``model.to(dtype)``), the next call notices and rebuilds the
+replicas. Each replica has its own gradients and its own forward caches. The model itself
+is replica 0; the others' gradients are added into it in a fixed order, so a run is
 deterministic for a given number of workers. (Different worker counts sum the batch's
 gradient in a different order and agree only to rounding.)
 """
@@ -75,6 +77,21 @@ class DataParallel:
         self._pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
         self._slices = None
 
+    def _sync_replicas(self):
+        """Rebuild the replicas if the model's parameter arrays are no longer theirs.
+
+        ``model.to(dtype)`` (or any code assigning ``Parameter.data``) gives the model new
+        arrays; replicas still holding the old ones would compute with stale weights. One
+        identity check per parameter and call (microseconds) makes that impossible."""
+        params = [p.data for p in self.module.parameters()]
+        for replica in self.replicas[1:]:
+            theirs = replica.parameters()
+            if len(theirs) != len(params) or any(q.data is not p or q.grad.dtype != p.dtype
+                                                 for q, p in zip(theirs, params)):
+                self.replicas = [self.module] + [replicate(self.module)
+                                                 for _ in range(self.workers - 1)]
+                return
+
     def close(self):
         if self._pool is not None:
             self._pool.shutdown()
@@ -99,6 +116,7 @@ class DataParallel:
 
     def forward(self, x, eps, labels=None):
         """x (N, 1, 28, 28), eps (N, latent_dim) -> (logits, mu, logvar), as ``model.forward``."""
+        self._sync_replicas()
         self._slices = shard_slices(len(x), self.workers)
         outputs = self._run(lambda replica, i: replica.forward(x[i], eps[i], _take(labels, i)),
                             self._slices)
@@ -120,12 +138,14 @@ class DataParallel:
 
     def encode(self, x, labels=None):
         """x (N, 1, 28, 28) -> (mu, logvar), as ``model.encode``."""
+        self._sync_replicas()
         outputs = self._run(lambda replica, i: replica.encode(x[i], _take(labels, i)),
                             shard_slices(len(x), self.workers))
         return tuple(np.concatenate(parts) for parts in zip(*outputs))
 
     def decode_logits(self, z, labels=None):
         """z (N, latent_dim) -> logits (N, 1, 28, 28), as ``model.decode_logits``."""
+        self._sync_replicas()
         outputs = self._run(lambda replica, i: replica.decode_logits(z[i], _take(labels, i)),
                             shard_slices(len(z), self.workers))
         return np.concatenate(outputs)

@@ -50,6 +50,29 @@ def test_bernoulli_loss_hand_computed():
     np.testing.assert_allclose(loss.backward(0.5), 0.5 * loss.backward(), rtol=1e-15)
 
 
+def test_bernoulli_gradient_stays_valid_after_the_next_forward():
+    # Defect 5: backward() returned a view of a buffer that the next forward() overwrote.
+    rng = np.random.default_rng(0)
+    loss = BernoulliLoss()
+    logits, target = rng.standard_normal((3, 1, 4, 4)).astype(np.float32), rng.random((3, 1, 4, 4)).astype(np.float32)
+    loss.forward(logits, target)
+    first = loss.backward()
+    kept = first.copy()
+    loss.forward(rng.standard_normal((3, 1, 4, 4)).astype(np.float32), target)   # other data
+    second = loss.backward()
+    np.testing.assert_array_equal(first, kept)
+    assert not np.array_equal(first, second)
+    again = loss.backward()                 # a second backward() of one forward: equal values,
+    np.testing.assert_array_equal(again, second)
+    again += 1                              # ... and an array of its own
+    assert not np.array_equal(again, second)
+
+
+def test_bernoulli_loss_backward_before_forward_raises():
+    with pytest.raises(RuntimeError, match="before forward"):
+        BernoulliLoss().backward()
+
+
 @given(st.integers(1, 5), st.integers(1, 40), st.sampled_from([np.float32, np.float64]), seeds)
 def test_bernoulli_loss_matches_the_definition_and_fused_gradient(n, pixels, dtype, seed):
     rng = np.random.default_rng(seed)

@@ -109,3 +109,52 @@ def test_without_a_settable_blas_training_uses_one_worker(monkeypatch):
     assert parallel_module.default_workers() == 1
     monkeypatch.setattr(parallel_module, "can_set_blas_threads", lambda: True)
     assert parallel_module.default_workers() == parallel_module.available_cores()
+
+
+# -- defect 2: replicas never compute with stale weights ------------------------------
+
+@pytest.mark.parametrize("kind", [VAE, CVAE])
+def test_data_parallel_sees_weights_loaded_after_it_was_built(kind):
+    model, other = kind(rng=0), kind(rng=7)
+    x, labels, _ = _batch(model, 6, seed=1)
+    with DataParallel(model, 2) as parallel:
+        parallel.encode(x, labels)                       # replicas built and used
+        model.load_state_dict(other.state_dict())
+        # Shards of 3 images round differently from a batch of 6: equal to float32 rounding
+        # (stale weights differ by far more than that).
+        for a, b in zip(parallel.encode(x, labels), model.encode(x, labels)):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        for a, b in zip(model.encode(x, labels), other.encode(x, labels)):
+            np.testing.assert_array_equal(a, b)
+        z = model.encode(x, labels)[0]
+        np.testing.assert_allclose(parallel.decode_logits(z, labels), model.decode_logits(z, labels),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_load_state_dict_copies_into_the_existing_arrays():
+    model, other = VAE(rng=0), VAE(rng=3)
+    arrays = [p.data for p in model.parameters()]
+    model.load_state_dict(other.state_dict())
+    for array, p, q in zip(arrays, model.parameters(), other.parameters()):
+        assert p.data is array
+        np.testing.assert_array_equal(p.data, q.data)
+
+
+def test_data_parallel_rebuilds_replicas_after_model_to_dtype():
+    model = VAE(rng=0)
+    x, labels, eps = _batch(model, 6, seed=2)
+    with DataParallel(model, 2) as parallel:
+        parallel.encode(x, labels)
+        model.to(np.float64)                             # new parameter arrays
+        x64, eps64 = x.astype(np.float64), eps.astype(np.float64)
+        for a, b in zip(parallel.encode(x64, labels), model.encode(x64, labels)):
+            assert a.dtype == np.float64
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        outputs, grads = _gradients(model, model, x64, labels, eps64)
+        outputs_p, grads_p = _gradients(parallel, model, x64, labels, eps64)
+    for a, b in zip(outputs_p, outputs):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    for name in grads:
+        scale = np.abs(grads[name]).max() + 1e-30
+        np.testing.assert_allclose(grads_p[name] / scale, grads[name] / scale, rtol=0, atol=1e-12,
+                                   err_msg=name)

@@ -75,20 +75,31 @@ class BernoulliLoss:
 
     def __init__(self):
         self.per_image = None
-        self._grad = None
+        self._grad = None            # this forward's gradient, in an array of its own
+        self._shape = None
+        self._handed_out = False     # has backward() already returned self._grad itself?
 
     def forward(self, logits, target):
         logits2, target2 = _as_rows(logits, target, "BernoulliLoss")
         n = logits2.shape[0]
         self.per_image = np.empty(n, dtype=np.float64)
-        if self._grad is None or self._grad.shape != logits2.shape or self._grad.dtype != logits2.dtype:
-            self._grad = np.empty_like(logits2)
+        # A new array every forward (not a reused buffer): a gradient returned by backward
+        # belongs to the caller and stays valid after later forwards. Allocating 400 kB
+        # costs microseconds; the kernel writes every entry.
+        self._grad = np.empty_like(logits2)
         _bce_with_logits(logits2, target2, 1.0 / n, self.per_image, self._grad)
         self._shape = logits.shape
+        self._handed_out = False
         return float(self.per_image.mean())
 
     def backward(self, grad=1.0):
+        """The caller owns the returned array: no later call of this loss writes to it."""
         if self._grad is None:
             raise RuntimeError("BernoulliLoss: backward() called before forward()")
         out = self._grad.reshape(self._shape)
-        return out if grad == 1.0 else out * out.dtype.type(grad)
+        if grad != 1.0:
+            return out * out.dtype.type(grad)
+        if self._handed_out:         # a second backward() of the same forward: a copy, so
+            return out.copy()        # the first result stays the caller's alone
+        self._handed_out = True
+        return out

@@ -68,10 +68,15 @@ class Module:
         return params[0].data.dtype if params else None
 
     def to(self, dtype):
-        """Convert every parameter (and its gradient) to ``dtype``; returns self."""
+        """Convert every parameter (and its gradient) to ``dtype``; returns self.
+
+        A new dtype needs new arrays, so ``Parameter.data`` is replaced (anything holding the
+        old arrays, e.g. a DataParallel's replicas, must notice: see npvae/parallel.py); when
+        the dtype is already ``dtype`` the arrays are kept as they are."""
         for p in self.parameters():
-            p.data = p.data.astype(dtype)
-            p.grad = np.zeros_like(p.data)
+            if p.data.dtype != np.dtype(dtype):
+                p.data = p.data.astype(dtype)
+                p.grad = np.zeros_like(p.data)
         return self
 
     # -- state ------------------------------------------------------------------
@@ -87,13 +92,16 @@ class Module:
         if missing or unexpected:
             raise ValueError(f"{type(self).__name__}.load_state_dict: missing keys {missing}, "
                              f"unexpected keys {unexpected}")
-        for name, p in params.items():
-            value = np.asarray(state[name])
-            if value.shape != p.data.shape:
+        for name, p in params.items():      # check every shape before changing anything
+            value = np.shape(state[name])
+            if value != p.data.shape:
                 raise ValueError(f"{type(self).__name__}.load_state_dict: '{name}' has shape "
-                                 f"{value.shape} in the state, {p.data.shape} in the model")
-            p.data = np.ascontiguousarray(value, dtype=p.data.dtype).copy()
-            p.grad = np.zeros_like(p.data)
+                                 f"{value} in the state, {p.data.shape} in the model")
+        # Copied into the existing arrays, which keep their dtype: whatever shares them (a
+        # DataParallel's replicas, an optimizer) sees the loaded values, never stale ones.
+        for name, p in params.items():
+            np.copyto(p.data, np.asarray(state[name]), casting="unsafe")
+            p.grad.fill(0)
 
     # -- helpers for layers -----------------------------------------------------
     def _check_input(self, x, ndim, what):

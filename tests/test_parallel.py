@@ -158,3 +158,30 @@ def test_data_parallel_rebuilds_replicas_after_model_to_dtype():
         scale = np.abs(grads[name]).max() + 1e-30
         np.testing.assert_allclose(grads_p[name] / scale, grads[name] / scale, rtol=0, atol=1e-12,
                                    err_msg=name)
+
+
+# -- which BLAS kernel runs --------------------------------------------------------------
+
+def test_blas_info_names_the_kernel_threadpoolctl_sees():
+    from npvae.blas import blas_info, describe_blas
+    info = blas_info()
+    line = describe_blas(info)
+    assert line.startswith("BLAS: ")
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    openblas = [d for d in threadpoolctl.threadpool_info() if d.get("internal_api") == "openblas"]
+    if not openblas:
+        pytest.skip("NumPy's BLAS is not OpenBLAS")
+    assert info["kernel"].lower() == openblas[0]["architecture"].lower()
+    assert info["threads"] == openblas[0]["num_threads"]
+    assert f"kernel {info['kernel']}" in line and ("note:" in line) == info["kernel_older_than_cpu"]
+
+
+def test_describe_blas_says_when_the_kernel_is_older_than_the_cpu():
+    from npvae.blas import describe_blas
+    info = {"library": "libopenblas.so", "version": "OpenBLAS 0.3.31", "kernel": "Haswell",
+            "kernel_isa": "avx2", "cpu_isa": "avx512", "threads": 2, "kernel_older_than_cpu": True,
+            "environment": {"OPENBLAS_CORETYPE": "Haswell"}}
+    first, note = describe_blas(info).split("\n")
+    assert first == "BLAS: OpenBLAS 0.3.31 (libopenblas.so), kernel Haswell (avx2), 2 threads"
+    assert "AVX512" in note and "Haswell" in note and "OPENBLAS_CORETYPE=Haswell" in note
+    assert "\n" not in describe_blas(dict(info, cpu_isa="avx2", kernel_older_than_cpu=False))

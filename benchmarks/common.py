@@ -1,32 +1,158 @@
-"""Shared helpers of the benchmarks: machine description, robust timing, JSON output."""
+"""Shared helpers of the benchmarks: machine and BLAS description, the compute floor, timing, JSON."""
 import json
 import os
 import platform
 import statistics
 import time
+import types
 
 import numba
 import numpy as np
 
 
-def machine():
-    cpu = platform.processor() or "unknown"
+def npvae_api():
+    """The npvae names the benchmarks use, wherever the package keeps them."""
+    from npvae.data import load_dataset, minibatches, to_float
+    from npvae.losses import NegativeELBO
+    from npvae.models import CVAE, VAE
+    from npvae.nn import Conv2d, ConvTranspose2d, Linear, sigmoid
+    from npvae.optim import Adam
     try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    blas = "unknown"
+        from npvae.runtime import DataParallel, blas_threads, default_workers
+        from npvae.runtime.blas import blas_info as _blas_info
+        from npvae.training import train_step
+    except ImportError:             # the flat layout before the restructure
+        from npvae.blas import blas_info as _blas_info
+        from npvae.blas import blas_threads
+        from npvae.parallel import DataParallel, default_workers
+        from npvae.train import train_step
+    return types.SimpleNamespace(**{k: v for k, v in locals().items() if not k.startswith("__")})
+
+
+def blas_info():
+    """NumPy's BLAS in this process: library, version, kernel (OpenBLAS core name), threads."""
+    info = npvae_api()._blas_info()
     try:
         from threadpoolctl import threadpool_info
-        info = [d for d in threadpool_info() if d.get("user_api") == "blas"]
-        if info:
-            blas = f"{info[0]['internal_api']} {info[0].get('version', '')} " \
-                   f"({info[0].get('architecture', '?')}, {info[0]['num_threads']} threads)"
+        blas = [d for d in threadpool_info() if d.get("user_api") == "blas"]
+        if blas:
+            info["threadpoolctl_architecture"] = blas[0].get("architecture")
     except ImportError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__, "blas": blas, "numba": numba.__version__}
+    return info
+
+
+def torch_info():
+    import torch
+    return {"version": torch.__version__, "threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "mkldnn": torch.backends.mkldnn.is_available()}
+
+
+def machine():
+    cpu = platform.processor() or "unknown"
+    vendor, family, model = "unknown", None, None
+    flags = []
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = (part.strip() for part in line.partition(":"))
+                if key == "model name" and cpu in ("unknown", platform.processor()):
+                    cpu = value
+                elif key == "vendor_id":
+                    vendor = value
+                elif key == "cpu family" and family is None:
+                    family = int(value)
+                elif key == "model" and model is None:
+                    model = int(value)
+                elif key == "flags" and not flags:
+                    flags = value.split()
+    except OSError:
+        pass
+    isa = [f for f in ("avx512f", "avx2", "fma", "avx") if f in flags]
+    info = blas_info()
+    return {"cpu": cpu, "vendor": vendor, "family": family, "model": model, "isa": isa,
+            "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
+            "numpy": np.__version__, "numba": numba.__version__,
+            "blas": f"{info['version']} ({info['kernel']}, {info['threads']} threads)"}
+
+
+def gemm_shapes(kind, batch=128):
+    """[(M, K, N, name)] of every matrix product in one training step of the paper's model at
+    ``batch`` images, as npvae computes them (the CVAE's first layer as its 1 image channel;
+    its label planes cost a (N, 10) x (10, 6272) product)."""
+    api = npvae_api()
+    model = (api.VAE if kind == "vae" else api.CVAE)(rng=0)
+    shapes = []
+    x_shape = (batch, 1, 28, 28)
+    for i, layer in enumerate(model.encoder):
+        if isinstance(layer, api.Conv2d):
+            _, c_out, oh, ow = layer.output_shape(x_shape)
+            m, k = batch * oh * ow, x_shape[1] * int(np.prod(layer.kernel_size))
+            if hasattr(layer, "image_channels"):
+                k = layer.image_channels * int(np.prod(layer.kernel_size))
+            shapes += [(m, k, c_out, f"encoder.{i} fwd"), (c_out, m, k, f"encoder.{i} dW")]
+            if i > 0:
+                shapes.append((m, c_out, k, f"encoder.{i} dX"))
+            x_shape = (batch, c_out, oh, ow)
+    features = int(np.prod(x_shape[1:]))
+    for name in ("fc_mu", "fc_logvar"):
+        out = getattr(model, name).out_features
+        shapes += [(batch, features, out, f"{name} fwd"), (out, batch, features, f"{name} dW"),
+                   (batch, out, features, f"{name} dX")]
+    for i, layer in enumerate(model.decoder):
+        if isinstance(layer, api.Linear):
+            a, b = layer.in_features, layer.out_features
+            shapes += [(batch, a, b, f"decoder.{i} fwd"), (b, batch, a, f"decoder.{i} dW"),
+                       (batch, b, a, f"decoder.{i} dX")]
+            x_shape = (batch, 128, 4, 4)
+        elif isinstance(layer, api.ConvTranspose2d):
+            _, c_out, oh, ow = layer.output_shape(x_shape)
+            m, c_in, k = batch * x_shape[2] * x_shape[3], layer.in_channels, c_out * int(np.prod(layer.kernel_size))
+            shapes += [(m, c_in, k, f"decoder.{i} fwd"), (c_in, m, k, f"decoder.{i} dW"),
+                       (m, k, c_in, f"decoder.{i} dX")]
+            x_shape = (batch, c_out, oh, ow)
+    return shapes
+
+
+def _gemm_rate(shapes, repeats):
+    """(FLOPs, best seconds) of running every product in ``shapes`` once; best of ``repeats``."""
+    rng = np.random.default_rng(0)
+    flops = seconds = 0.0
+    for m, k, n, _ in shapes:
+        a = rng.standard_normal((m, k), dtype=np.float32)
+        b = rng.standard_normal((k, n), dtype=np.float32)
+        out = np.empty((m, n), np.float32)
+        np.matmul(a, b, out=out)
+        _, times = median_seconds(lambda: np.matmul(a, b, out=out), repeats)
+        flops += 2.0 * m * k * n
+        seconds += min(times)
+    return flops, seconds
+
+
+def compute_floor(kind, batch=128, repeats=7):
+    """Images/s if every matrix product of a training step ran at the sgemm rate this machine
+    reaches on those very shapes, and nothing else took any time.
+
+    The rate is measured two ways on all cores, and the higher one is the floor: one BLAS
+    call with a thread per core at ``batch`` images, and (as npvae's workers run) one
+    single-threaded BLAS per core, each on its share of the batch, side by side. Each product
+    is timed best-of-``repeats``: a floor is what the machine can do, not what it did once."""
+    from concurrent.futures import ThreadPoolExecutor
+    api = npvae_api()
+    cores = len(os.sched_getaffinity(0))
+    with api.blas_threads(cores):
+        flops, seconds = _gemm_rate(gemm_shapes(kind, batch), repeats)
+    threaded = flops / seconds / 1e9
+    shard = gemm_shapes(kind, batch // cores)
+    with api.blas_threads(1), ThreadPoolExecutor(cores) as pool:
+        results = list(pool.map(lambda _: _gemm_rate(shard, repeats), range(cores)))
+    per_worker = sum(f / s for f, s in results) / 1e9
+    gflops = max(threaded, per_worker)
+    flop_per_image = flops / batch
+    return {"mflop_per_image": flop_per_image / 1e6, "gflops": gflops, "threads": cores,
+            "gflops_one_blas_call_all_threads": threaded, "gflops_one_thread_per_core": per_worker,
+            "images_per_s": gflops * 1e9 / flop_per_image, "batch": batch}
 
 
 def median_seconds(fn, repeats, inner=1):

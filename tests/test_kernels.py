@@ -386,3 +386,80 @@ def test_memory_view_is_the_memory_in_memory_order(layout, dense):
     np.testing.assert_array_equal(view, [a[idx] for idx in by_address])
     view[0] = -1.0                                    # and writes through to the array
     assert a[by_address[0]] == -1.0
+
+
+# -- direct kernels of the 1-channel layers --------------------------------------------
+# The geometry's ``c`` is the many-channel side (C_out of Conv2d(1, C), C_in of
+# ConvTranspose2d(C, 1)); the single-channel side is the (N, H, W) image.
+
+from npvae.kernels.direct import (direct_gather, direct_gather_reference,  # noqa: E402
+                                  direct_scatter, direct_scatter_reference, direct_weight_grad,
+                                  direct_weight_grad_reference)
+
+
+def _direct_operands(geom, dtype, rng, layout="contiguous"):
+    x1 = make_array((geom.n, geom.h, geom.w), dtype, layout, rng)
+    taps = rng.standard_normal((geom.kernel[0] * geom.kernel[1], geom.c)).astype(dtype)
+    xc = make_array((geom.n, *geom.out_hw, geom.c), dtype, layout, rng)
+    return x1, taps, xc
+
+
+@MANY
+@given(geometries(), dtypes, layouts, st.booleans(), seeds)
+@example(Geometry(2, 32, 28, 28, (4, 4), (2, 2), (1, 1)), np.float32, "contiguous", True, 0)
+def test_direct_gather_matches_im2col_then_gemm(geom, dtype, layout, with_bias, seed):
+    rng = np.random.default_rng(seed)
+    x1, taps, _ = _direct_operands(geom, dtype, rng, layout)
+    bias = rng.standard_normal(geom.c).astype(dtype) if with_bias else None
+    out = direct_gather(x1, taps, bias, geom.out_hw, *geom.args())
+    assert out.shape == (geom.n, *geom.out_hw, geom.c) and out.dtype == dtype
+    np.testing.assert_allclose(out, direct_gather_reference(x1, taps, bias, geom.out_hw, *geom.args()),
+                               **TOLERANCES[dtype])
+
+
+@MANY
+@given(geometries(), dtypes, layouts, st.booleans(), seeds)
+@example(Geometry(2, 32, 28, 28, (4, 4), (2, 2), (1, 1)), np.float32, "contiguous", True, 0)
+def test_direct_scatter_matches_gemm_then_col2im(geom, dtype, layout, with_bias, seed):
+    rng = np.random.default_rng(seed)
+    _, taps, xc = _direct_operands(geom, dtype, rng, layout)
+    bias = dtype(rng.standard_normal()) if with_bias else None
+    dirty = np.full((geom.n, geom.h, geom.w), np.nan, dtype)
+    out = direct_scatter(xc, taps, bias, (geom.h, geom.w), *geom.args(), out=dirty)
+    assert out is dirty
+    np.testing.assert_allclose(out, direct_scatter_reference(xc, taps, bias, (geom.h, geom.w), *geom.args()),
+                               **TOLERANCES[dtype])
+
+
+@MANY
+@given(geometries(), dtypes, layouts, seeds)
+@example(Geometry(2, 32, 28, 28, (4, 4), (2, 2), (1, 1)), np.float32, "contiguous", 0)
+def test_direct_weight_grad_matches_im2col_then_gemm(geom, dtype, layout, seed):
+    rng = np.random.default_rng(seed)
+    x1, _, xc = _direct_operands(geom, dtype, rng, layout)
+    out = direct_weight_grad(x1, xc, *geom.args())
+    reference = direct_weight_grad_reference(x1, xc, *geom.args())
+    scale = np.abs(x1).max() * np.abs(xc).max() * geom.n * xc.shape[1] * xc.shape[2]
+    np.testing.assert_allclose(out / scale, reference / scale, rtol=0,
+                               atol=TOLERANCES[dtype]["atol"])
+
+
+@MANY
+@given(geometries(), seeds)
+def test_direct_scatter_is_the_adjoint_of_direct_gather(geom, seed):
+    rng = np.random.default_rng(seed)
+    x1, taps, xc = _direct_operands(geom, np.float64, rng)
+    lhs = np.vdot(direct_gather(x1, taps, None, geom.out_hw, *geom.args()), xc)
+    rhs = np.vdot(x1, direct_scatter(xc, taps, None, (geom.h, geom.w), *geom.args()))
+    assert abs(lhs - rhs) <= 1e-12 * (np.abs(x1).sum() * np.abs(taps).sum() * np.abs(xc).sum() + 1e-300)
+
+
+def test_direct_gather_hand_example():
+    # A 3x3 image, 2x2 kernel, stride 1, no padding, 2 channels: channel 0 sums the window,
+    # channel 1 takes its top-left pixel, plus bias (10, 20).
+    x1 = np.arange(9, dtype=np.float64).reshape(1, 3, 3)
+    taps = np.array([[1, 1], [1, 0], [1, 0], [1, 0]], dtype=np.float64)    # (taps, C)
+    out = direct_gather(x1, taps, np.array([10.0, 20.0]), (2, 2), (2, 2), (1, 1), (0, 0))
+    np.testing.assert_array_equal(out[0, :, :, 0], [[10 + 0 + 1 + 3 + 4, 10 + 1 + 2 + 4 + 5],
+                                                    [10 + 3 + 4 + 6 + 7, 10 + 4 + 5 + 7 + 8]])
+    np.testing.assert_array_equal(out[0, :, :, 1], [[20, 21], [23, 24]])

@@ -760,25 +760,3 @@ def test_parameter_listing_is_pytorch_like():
     assert isinstance(net, Module)
     assert net.num_parameters() == sum(p.data.size for p in net.parameters())
     assert net.num_parameters() == (4 * 1 * 9 + 4) + (4 * 3 * 9 + 3) + (108 * 5 + 5) + (5 * 6 + 6)
-
-
-# -- the 1-channel layers' direct kernels agree with the im2col + GEMM path -------------------
-
-class _GemmConv2d(Conv2d):
-    """Conv2d forced onto its im2col + GEMM path (the direct path is for Conv2d itself)."""
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("geometry", [((28, 28), 4, 2, 1), ((9, 7), 3, 1, 0), ((8, 11), (2, 3), (2, 1), (1, 0))])
-def test_single_channel_conv2d_direct_path_matches_the_gemm_path(dtype, geometry):
-    (h, w), kernel, stride, padding = geometry
-    rng = np.random.default_rng(0)
-    direct = Conv2d(1, 32, kernel, stride, padding, rng=3, dtype=dtype)
-    gemm = _GemmConv2d(1, 32, kernel, stride, padding, rng=3, dtype=dtype)
-    x = rng.random((3, 1, h, w)).astype(dtype)
-    y = direct.forward(x)
-    eps = 1e-5 if dtype == np.float32 else 1e-12        # relative to each array's scale:
-    g = rng.standard_normal(y.shape).astype(dtype)      # sums of hundreds of terms, reordered
-    for a, b in [(y, gemm.forward(x)), (direct.backward(g), gemm.backward(g)),
-                 (direct.weight.grad, gemm.weight.grad), (direct.bias.grad, gemm.bias.grad)]:
-        np.testing.assert_allclose(a, b, rtol=0, atol=eps * np.abs(b).max())

@@ -10,14 +10,10 @@ Memory layout: the API is PyTorch's NCHW, but the arrays underneath are channels
 a transposed NCHW *view*; the next layer transposes it back for free. Channels-last
 makes the im2col copy run along contiguous memory. A plain NCHW array works too; it
 costs one transposing copy.
-
-A single input channel (the VAE's first layer) skips im2col and GEMM: 16 taps per output
-pixel are too thin a GEMM for BLAS, so ``kernels/direct.py`` computes it directly.
 """
 import numpy as np
 
 from ..kernels import col2im_nhwc, conv_output_size, im2col_nhwc
-from ..kernels.direct import direct_gather, direct_scatter, direct_weight_grad
 from .init import default_rng, fan_in, uniform_fan_in
 from .module import Module, Parameter
 
@@ -100,10 +96,6 @@ class Conv2d(Module):
         _, c_out, out_h, out_w = self.output_shape(x.shape)
         # Kept for backward, which recomputes the columns chunk by chunk (see image_chunks).
         self._x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-        if self._direct():
-            y = direct_gather(self._x[..., 0], self._taps(), None if self.bias is None else self.bias.data,
-                              (out_h, out_w), self.kernel_size, self.stride, self.padding)
-            return y.transpose(0, 3, 1, 2)
         # (C_out, C_in, kH, kW) -> (C_out, kH*kW*C_in), the column order of the patches.
         self._weight_matrix = self.weight.data.transpose(0, 2, 3, 1).reshape(c_out, -1)
         y = np.empty((n * out_h * out_w, c_out), dtype=x.dtype)
@@ -120,8 +112,6 @@ class Conv2d(Module):
         x = self._cached("_x")
         n, h, w, c_in = x.shape
         c_out, _, kh, kw = self.weight.data.shape
-        if self._direct():
-            return self._direct_backward(x, np.ascontiguousarray(grad_out.transpose(0, 2, 3, 1)))
         grad = np.ascontiguousarray(grad_out.transpose(0, 2, 3, 1)).reshape(-1, c_out)
         grad_weight = np.zeros_like(self._weight_matrix)
         grad_x = np.empty_like(x) if self.requires_input_grad else None
@@ -138,27 +128,6 @@ class Conv2d(Module):
         if self.bias is not None:
             self.bias.grad += grad.sum(axis=0)
         return None if grad_x is None else grad_x.transpose(0, 3, 1, 2)
-
-    def _direct(self):
-        return self.in_channels == 1 and type(self) is Conv2d
-
-    def _taps(self):
-        """The weight (C_out, 1, kH, kW) as the direct kernels' (kH*kW, C_out)."""
-        return np.ascontiguousarray(self.weight.data.reshape(self.out_channels, -1).T)
-
-    def _direct_backward(self, x, grad):
-        """Backward of a 1-channel layer: x (N, H, W, 1), grad (N, OH, OW, C_out) channels-last."""
-        n, h, w, _ = x.shape
-        c_out, _, kh, kw = self.weight.data.shape
-        grad_taps = direct_weight_grad(x[..., 0], grad, self.kernel_size, self.stride, self.padding)
-        self.weight.grad += grad_taps.T.reshape(c_out, 1, kh, kw)
-        if self.bias is not None:
-            self.bias.grad += grad.reshape(-1, c_out).sum(axis=0)
-        if not self.requires_input_grad:
-            return None
-        grad_x = direct_scatter(grad, self._taps(), None, (h, w), self.kernel_size, self.stride,
-                                self.padding)
-        return grad_x.reshape(n, 1, h, w)
 
     def _chunks(self, n_images, rows_per_image):
         """(images, rows) slices of about CHUNK_BYTES of columns each."""

@@ -4,13 +4,10 @@ Forward is Conv2d's backward-to-input: ``cols = x W`` (one GEMM, W seen as a
 (C_in, kH*kW*C_out) matrix), then ``col2im`` scatters the columns into the larger output.
 Backward is Conv2d's forward: ``dcols = im2col(g)``, ``dW = x^T dcols``, ``dx = dcols W^T``.
 Arrays are channels-last underneath and NCHW views on the surface, as in conv.py.
-A single output channel (the VAE's last layer) is computed directly, without GEMM or
-col2im (``kernels/direct.py``; see conv.py).
 """
 import numpy as np
 
 from ..kernels import col2im_nhwc, im2col_nhwc
-from ..kernels.direct import direct_gather, direct_scatter, direct_weight_grad
 from .conv import image_chunks, pair, scratch_rows
 from .init import default_rng, fan_in, uniform_fan_in
 from .module import Module, Parameter
@@ -67,11 +64,6 @@ class ConvTranspose2d(Module):
         self._x_rows = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).reshape(n * h * w, c_in)
         # (C_in, C_out, kH, kW) -> (C_in, kH*kW*C_out), the column order of the patches.
         self._weight_matrix = self.weight.data.transpose(0, 2, 3, 1).reshape(c_in, -1)
-        if c_out == 1:
-            y = direct_scatter(self._x_rows.reshape(n, h, w, c_in), self._weight_matrix.T,
-                               None if self.bias is None else self.bias.data[0], (out_h, out_w),
-                               self.kernel_size, self.stride, self.padding)
-            return y.reshape(n, 1, out_h, out_w)
         y = np.empty((n, out_h, out_w, c_out), dtype=x.dtype)
         for images, rows in self._chunks(n, h * w):
             cols = np.matmul(self._x_rows[rows], self._weight_matrix,
@@ -87,15 +79,6 @@ class ConvTranspose2d(Module):
         n, c_in, h, w = self._x_shape
         _, c_out, kh, kw = self.weight.data.shape
         grad = np.ascontiguousarray(grad_out.transpose(0, 2, 3, 1))
-        if c_out == 1:           # (kH*kW, 1) taps of the image-sized gradient against x's channels
-            x_nhwc = x_rows.reshape(n, h, w, c_in)
-            grad_taps = direct_weight_grad(grad[..., 0], x_nhwc, self.kernel_size, self.stride, self.padding)
-            self.weight.grad += grad_taps.T.reshape(c_in, 1, kh, kw)
-            if self.bias is not None:
-                self.bias.grad += grad.reshape(-1, 1).sum(axis=0)
-            grad_x = direct_gather(grad[..., 0], self._weight_matrix.T, None, (h, w),
-                                   self.kernel_size, self.stride, self.padding)
-            return grad_x.transpose(0, 3, 1, 2)
         grad_weight = np.zeros_like(self._weight_matrix)
         grad_rows = np.empty_like(x_rows)
         for images, rows in self._chunks(n, h * w):

@@ -1,6 +1,7 @@
 """Per-layer forward and backward time of the paper's VAE and CVAE, as one worker sees them.
 
-    python benchmarks/bench_layers.py [--repeats 15] [--batch-size 128] [--workers N]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_layers.py [--repeats 15]
+        [--batch-size 128] [--workers N]
 
 Training splits each batch of 128 across worker threads, one per core, and each worker
 runs the whole network on its share with a single-threaded BLAS (npvae/parallel.py). So
@@ -16,15 +17,12 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine, median_seconds, write_json  # noqa: E402
+from common import blas_info, machine, median_seconds, npvae_api, write_json  # noqa: E402
 
-from npvae.losses import NegativeELBO  # noqa: E402
-from npvae.models import CVAE, VAE  # noqa: E402
-from npvae.nn import Conv2d, ConvTranspose2d, Linear  # noqa: E402
-from npvae.blas import blas_threads  # noqa: E402
-from npvae.optim import Adam  # noqa: E402
-from npvae.parallel import default_workers  # noqa: E402
-from npvae.train import train_step  # noqa: E402
+_api = npvae_api()
+NegativeELBO, CVAE, VAE = _api.NegativeELBO, _api.CVAE, _api.VAE
+Conv2d, ConvTranspose2d, Linear = _api.Conv2d, _api.ConvTranspose2d, _api.Linear
+blas_threads, Adam, default_workers, train_step = _api.blas_threads, _api.Adam, _api.default_workers, _api.train_step
 
 
 def forward_flops(layer, x, y):
@@ -87,10 +85,14 @@ def main():
 def run(args):
     rng = np.random.default_rng(0)
     batch = args.batch_size // args.workers
-    print(f"one worker of {args.workers}: batch {batch}, BLAS on one thread")
-    results = {"machine": machine(), "batch_size": args.batch_size, "workers": args.workers,
+    info = blas_info()
+    print(f"one worker of {args.workers}: batch {batch}, BLAS on one thread; OpenBLAS kernel "
+          f"{info['kernel']} ({info['version']}); load {os.getloadavg()[0]:.2f}")
+    results = {"machine": machine(), "blas": info, "batch_size": args.batch_size, "workers": args.workers,
                "batch_per_worker": batch, "blas_threads": 1, "repeats": args.repeats,
-               "command": "python benchmarks/bench_layers.py " + " ".join(sys.argv[1:])}
+               "load_before": os.getloadavg(),
+               "command": "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_layers.py "
+                          + " ".join(sys.argv[1:])}
     for model in (VAE(rng=0), CVAE(rng=0)):
         x = (rng.random((batch, 1, 28, 28)) < 0.15).astype(np.float32)
         labels = rng.integers(0, 10, batch)
@@ -115,6 +117,7 @@ def run(args):
         accounted = sum(r["share_of_step"] for r in rows)
         print(f"layers account for {100 * accounted:.0f}% of the step; the rest is loss, Adam and glue")
         results[model.kind] = {"step_ms": 1e3 * step, "images_per_s": batch / step, "layers": rows}
+    results["load_after"] = os.getloadavg()
     write_json(args.out, results)
 
 

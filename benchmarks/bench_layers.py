@@ -21,10 +21,10 @@ from common import machine, median_seconds, write_json  # noqa: E402
 from npvae.losses import NegativeELBO  # noqa: E402
 from npvae.models import CVAE, VAE  # noqa: E402
 from npvae.nn import Conv2d, ConvTranspose2d, Linear  # noqa: E402
-from npvae.blas import blas_threads  # noqa: E402
+from npvae.runtime.blas import blas_threads  # noqa: E402
 from npvae.optim import Adam  # noqa: E402
-from npvae.parallel import default_workers  # noqa: E402
-from npvae.train import train_step  # noqa: E402
+from npvae.runtime.parallel import default_workers  # noqa: E402
+from npvae.training import train_step  # noqa: E402
 
 
 def forward_flops(layer, x, y):

@@ -29,8 +29,8 @@ from npvae.losses import NegativeELBO  # noqa: E402
 from npvae.models import CVAE, VAE  # noqa: E402
 from npvae.nn import sigmoid  # noqa: E402
 from npvae.optim import Adam  # noqa: E402
-from npvae.parallel import DataParallel, default_workers  # noqa: E402
-from npvae.train import train_step  # noqa: E402
+from npvae.runtime.parallel import DataParallel, default_workers  # noqa: E402
+from npvae.training import train_step  # noqa: E402
 
 
 def npvae_runner(kind, batch, rng):
@@ -84,7 +84,7 @@ def compile_times():
     """Seconds to the end of the first training step in a fresh process: cold cache, warm cache."""
     code = ("import time; t = time.perf_counter(); import numpy as np; "
             "from npvae.models import VAE; from npvae.optim import Adam; "
-            "from npvae.losses import NegativeELBO; from npvae.train import train_step; "
+            "from npvae.losses import NegativeELBO; from npvae.training import train_step; "
             "m = VAE(rng=0); x = np.zeros((8, 1, 28, 28), np.float32); "
             "train_step(m, Adam(m.parameters()), NegativeELBO(), x, None, np.zeros((8, 2), np.float32), 1.0); "
             "print(time.perf_counter() - t)")

@@ -10,8 +10,9 @@ import json
 import os
 import statistics
 
-from npvae.checkpoint import atomic_write_text
-from npvae.train import TrainConfig, read_metrics, train
+from npvae.files import atomic_write_text
+from npvae.runs import RunDirectory, TrainConfig
+from npvae.training import train
 
 PAPER = {"vae": {"recon": 138.00, "kl": 6.59, "total": 144.59},
          "cvae": {"recon": 124.36, "kl": 4.80, "total": 129.16}}
@@ -29,7 +30,7 @@ for kind in ("vae", "cvae"):
     if not os.path.exists(os.path.join(run_dir, "model.npz")):
         resume = os.path.exists(os.path.join(run_dir, "checkpoint.npz"))
         train(TrainConfig(model=kind, seed=args.seed), run_dir, resume=resume)
-    rows = read_metrics(run_dir)
+    rows = RunDirectory(run_dir).read_metrics()
     last = rows[-1]
     results[kind] = {
         "run_dir": run_dir, "epochs": last["epoch"],

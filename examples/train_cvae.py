@@ -7,7 +7,8 @@ Same as ``npvae train``; an interrupted run continues where it stopped when star
 import argparse
 import os
 
-from npvae.train import TrainConfig, train
+from npvae.runs import TrainConfig
+from npvae.training import train
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--out", default="runs/cvae-mnist")

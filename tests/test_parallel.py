@@ -4,10 +4,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from npvae.blas import _controls, blas_threads, can_set_blas_threads
+from npvae.runtime.blas import _controls, blas_threads, can_set_blas_threads
 from npvae.losses import NegativeELBO
 from npvae.models import CVAE, VAE
-from npvae.parallel import DataParallel, replicate, shard_slices
+from npvae.runtime.parallel import DataParallel, replicate, shard_slices
 
 
 @given(n=st.integers(1, 300), shards=st.integers(1, 8))
@@ -104,7 +104,7 @@ def test_blas_threads_sets_and_restores_the_count():
 def test_without_a_settable_blas_training_uses_one_worker(monkeypatch):
     # Two workers each calling a multi-threaded BLAS oversubscribe the cores (measured 2x
     # slower than one worker), so the default falls back to one.
-    import npvae.parallel as parallel_module
+    import npvae.runtime.parallel as parallel_module
     monkeypatch.setattr(parallel_module, "can_set_blas_threads", lambda: False)
     assert parallel_module.default_workers() == 1
     monkeypatch.setattr(parallel_module, "can_set_blas_threads", lambda: True)

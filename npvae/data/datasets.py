@@ -40,6 +40,18 @@ MIRRORS = {
     "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
 }
 
+CLASS_NAMES = {
+    "mnist": tuple(str(k) for k in range(10)),
+    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+}
+
+
+def class_names(dataset):
+    """The names of a data set's classes, in label order."""
+    return CLASS_NAMES.get(dataset, CLASS_NAMES["mnist"])
+
+
 SYSTEM_DIRS = {"fashion-mnist": ("/usr/share/datasets/fashion-mnist",)}
 
 

@@ -25,6 +25,20 @@ from ..runs import RESUMABLE, RunDirectory, TrainConfig, config_differences
 from ..runtime import DataParallel, default_workers
 
 
+class Callback:
+    """Something that follows a training run (a tracker, a logger): override what you need.
+    Callbacks only read: they must not change the model or the rows."""
+
+    def on_start(self, run, config, model):
+        """Before the first epoch of this session (``run`` is the RunDirectory)."""
+
+    def on_epoch(self, row, model):
+        """After each finished epoch, once its checkpoint is written; ``row`` as in metrics.csv."""
+
+    def on_end(self, rows, model):
+        """After the last epoch, once model.npz is written."""
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
@@ -85,7 +99,7 @@ def train_epoch(model, optimizer, images, labels, batch_size, beta_for_step, shu
     return recon_sum / seen, kl_sum / seen, beta
 
 
-def train(config, out_dir, resume=False, data_root=None, progress=True, log=print):
+def train(config, out_dir, resume=False, data_root=None, progress=True, log=print, callbacks=()):
     """Train per ``config`` (a TrainConfig) into the run directory ``out_dir``; returns the
     list of metric rows.
 
@@ -94,7 +108,8 @@ def train(config, out_dir, resume=False, data_root=None, progress=True, log=prin
     configuration except in ``epochs`` (a larger count extends a run: the epochs already done
     stay as they are and, since the KL schedule depends only on the epoch number, the run ends
     exactly as one started with that count) and ``workers`` (None keeps the saved count).
-    Any other difference is an error that names each setting.
+    Any other difference is an error that names each setting. ``callbacks`` (Callback
+    objects) are told of the start, each epoch and the end.
     """
     run = RunDirectory(out_dir)
     if resume:
@@ -130,12 +145,16 @@ def train(config, out_dir, resume=False, data_root=None, progress=True, log=prin
         model = build_model(config.model_config(), rng=init_rng)
         optimizer = Adam(model.parameters(), lr=config.lr)
     run.write_config(config)
+    for callback in callbacks:
+        callback.on_start(run, config, model)
 
     with DataParallel(model, config.workers) as parallel:
         _train_epochs(config, run, model, optimizer, parallel, rows, start_epoch,
                       (train_images, train_labels), (test_images, test_labels),
-                      shuffle_rng, noise_rng, progress, log)
+                      shuffle_rng, noise_rng, progress, log, callbacks)
     run.save_model(model, config)
+    for callback in callbacks:
+        callback.on_end(rows, model)
     return rows
 
 
@@ -178,7 +197,7 @@ def ensure_trained(config, out_dir, data_root=None, progress=True, log=print):
 
 
 def _train_epochs(config, run, model, optimizer, parallel, rows, start_epoch, train_data,
-                  test_data, shuffle_rng, noise_rng, progress, log):
+                  test_data, shuffle_rng, noise_rng, progress, log, callbacks):
     (train_images, train_labels), (test_images, test_labels) = train_data, test_data
     steps_per_epoch = math.ceil(len(train_images) / config.batch_size)
     for epoch in range(start_epoch + 1, config.epochs + 1):
@@ -214,6 +233,8 @@ def _train_epochs(config, run, model, optimizer, parallel, rows, start_epoch, tr
                 "noise_rng": noise_rng.bit_generator.state}
         run.save_checkpoint(model, optimizer, meta)
         run.write_metrics(rows)
+        for callback in callbacks:
+            callback.on_epoch(row, model)
         log(f"epoch {epoch:3d}/{config.epochs}  beta {beta:.3f}  "
             f"train recon {train_recon:8.3f} kl {train_kl:6.3f} total {row['train_total']:8.3f} "
             f"ratio {row['train_ratio']:5.1f}  "

@@ -242,7 +242,8 @@ def _train_epochs(config, run, model, optimizer, parallel, rows, start_epoch, tr
             f"{row['seconds']:.1f}s  {row['images_per_s']:.0f} img/s")
 
 
-def start_training(options, out_dir, resume=False, data_root=None, progress=True, log=print):
+def start_training(options, out_dir, resume=False, data_root=None, progress=True, log=print,
+                   callbacks=()):
     """`npvae train`: ``options`` maps TrainConfig fields to the values given on the command
     line (None: not given). A new run takes the defaults for the rest; a resumed run takes
     its saved configuration, and a given value that conflicts with it is an error naming it
@@ -257,4 +258,5 @@ def start_training(options, out_dir, resume=False, data_root=None, progress=True
         config = TrainConfig(**given)
     config.validate()
     log(f"npvae train: {config.model.upper()} on {config.dataset} -> {out_dir}")
-    return train(config, out_dir, resume=resume, data_root=data_root, progress=progress, log=log)
+    return train(config, out_dir, resume=resume, data_root=data_root, progress=progress, log=log,
+                 callbacks=callbacks)

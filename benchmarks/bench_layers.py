@@ -4,7 +4,7 @@
         [--batch-size 128] [--workers N]
 
 Training splits each batch of 128 across worker threads, one per core, and each worker
-runs the whole network on its share with a single-threaded BLAS (npvae/parallel.py). So
+runs the whole network on its share with a single-threaded BLAS (npvae/runtime/parallel.py). So
 this benchmark times one worker: batch 128 / workers, one thread. Every layer is timed on
 the activations (and memory layouts) it sees in a real training step, median over repeats
 after warm-up, in ms and GFLOP/s (multiply-add = 2 FLOP), with its share of one full

@@ -4,7 +4,8 @@
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_train.py --end-to-end
 
 Per step (the default): forward, loss (eq. 30), backward and Adam at batch 128 in float32 on
-real MNIST batches; inference is encode + decode of a batch of 128 and of 1,000. Each
+real MNIST batches; inference is encode + decode of a batch of 128 and of 1,000; decode1000 is the decoder alone on
+1,000 latents (IWAE's work, against the decoder's own floor). Each
 framework runs in fresh processes (their thread pools would otherwise fight over the cores),
 in two allocator states, and the processes alternate for ``--rounds`` rounds so that all see
 the same drifts of a shared machine:
@@ -42,8 +43,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (blas_info, compute_floor, machine, npvae_api, torch_info,  # noqa: E402
-                    write_json)
+from common import (blas_info, compute_floor, decoder_floor, machine, npvae_api,  # noqa: E402
+                    torch_info, write_json)
 
 BATCH = 128
 KINDS = ("vae", "cvae")
@@ -213,6 +214,10 @@ def per_step(args, frameworks, results):
             floor = results["compute_floor"][kind]["images_per_s"]
             entry["npvae_fraction_of_floor"] = entry["npvae"]["images_per_s"] / floor
             line += f"   npvae at {100 * entry['npvae_fraction_of_floor']:.0f}% of the floor"
+        if task == "decode1000":
+            floor = results["decoder_floor"][kind]["z_per_s"]
+            entry["npvae_fraction_of_decoder_floor"] = entry["npvae"]["images_per_s"] / floor
+            line += f"   npvae at {100 * entry['npvae_fraction_of_decoder_floor']:.0f}% of the decoder's floor"
         results[key] = entry
         print(line, flush=True)
 
@@ -352,6 +357,12 @@ def main():
         print(f"{kind.upper()} compute floor: {floor['mflop_per_image']:.1f} MFLOP per training image at "
               f"{floor['gflops']:.0f} GFLOP/s (sgemm, the layers' GEMM shapes, batch 128, "
               f"{floor['threads']} threads) = {floor['images_per_s']:.0f} images/s", flush=True)
+    if not args.end_to_end:
+        results["decoder_floor"] = {kind: decoder_floor(kind) for kind in KINDS}
+        for kind in KINDS:
+            floor = results["decoder_floor"][kind]
+            print(f"{kind.upper()} decoder floor: {floor['mflop_per_z']:.2f} MFLOP per decoded z at "
+                  f"{floor['gflops']:.0f} GFLOP/s = {floor['z_per_s']:.0f} z/s", flush=True)
     print(f"BLAS kernel: {results['blas']['kernel']} ({results['machine']['cpu']}, "
           f"CPU ISA {results['blas']['cpu_isa']})", flush=True)
     if args.end_to_end:

@@ -17,15 +17,9 @@ def npvae_api():
     from npvae.models import CVAE, VAE
     from npvae.nn import Conv2d, ConvTranspose2d, Linear, sigmoid
     from npvae.optim import Adam
-    try:
-        from npvae.runtime import DataParallel, blas_threads, default_workers
-        from npvae.runtime.blas import blas_info as _blas_info
-        from npvae.training import train_step
-    except ImportError:             # the flat layout before the restructure
-        from npvae.blas import blas_info as _blas_info
-        from npvae.blas import blas_threads
-        from npvae.parallel import DataParallel, default_workers
-        from npvae.train import train_step
+    from npvae.runtime import DataParallel, blas_threads, default_workers
+    from npvae.runtime.blas import blas_info as _blas_info
+    from npvae.training import train_step
     return types.SimpleNamespace(**{k: v for k, v in locals().items() if not k.startswith("__")})
 
 
@@ -130,6 +124,14 @@ def _gemm_rate(shapes, repeats):
     return flops, seconds
 
 
+def decoder_floor(kind, batch=1000, repeats=5):
+    """As :func:`compute_floor`, for decoding alone (IWAE's work): the decoder's forward
+    products at ``batch`` latents, in decoded z per second."""
+    def shapes(b):
+        return [s for s in gemm_shapes(kind, b) if s[3].startswith("decoder.") and s[3].endswith("fwd")]
+    return _floor(shapes, batch, repeats, per="z")
+
+
 def compute_floor(kind, batch=128, repeats=7):
     """Images/s if every matrix product of a training step ran at the sgemm rate this machine
     reaches on those very shapes, and nothing else took any time.
@@ -138,21 +140,25 @@ def compute_floor(kind, batch=128, repeats=7):
     call with a thread per core at ``batch`` images, and (as npvae's workers run) one
     single-threaded BLAS per core, each on its share of the batch, side by side. Each product
     is timed best-of-``repeats``: a floor is what the machine can do, not what it did once."""
+    return _floor(lambda b: gemm_shapes(kind, b), batch, repeats, per="image")
+
+
+def _floor(shapes, batch, repeats, per):
     from concurrent.futures import ThreadPoolExecutor
     api = npvae_api()
     cores = len(os.sched_getaffinity(0))
     with api.blas_threads(cores):
-        flops, seconds = _gemm_rate(gemm_shapes(kind, batch), repeats)
+        flops, seconds = _gemm_rate(shapes(batch), repeats)
     threaded = flops / seconds / 1e9
-    shard = gemm_shapes(kind, batch // cores)
+    shard = shapes(batch // cores)
     with api.blas_threads(1), ThreadPoolExecutor(cores) as pool:
         results = list(pool.map(lambda _: _gemm_rate(shard, repeats), range(cores)))
     per_worker = sum(f / s for f, s in results) / 1e9
     gflops = max(threaded, per_worker)
-    flop_per_image = flops / batch
-    return {"mflop_per_image": flop_per_image / 1e6, "gflops": gflops, "threads": cores,
+    flop_per_item = flops / batch
+    return {f"mflop_per_{per}": flop_per_item / 1e6, "gflops": gflops, "threads": cores,
             "gflops_one_blas_call_all_threads": threaded, "gflops_one_thread_per_core": per_worker,
-            "images_per_s": gflops * 1e9 / flop_per_image, "batch": batch}
+            f"{'images' if per == 'image' else 'z'}_per_s": gflops * 1e9 / flop_per_item, "batch": batch}
 
 
 def median_seconds(fn, repeats, inner=1):

@@ -18,9 +18,10 @@ import argparse
 import os
 import sys
 
-from npvae.plots import make_all_figures
-from npvae.report import write_report
-from npvae.train import TrainConfig, train
+from npvae.viz import make_all_figures
+from npvae.viz import write_report
+from npvae.runs import TrainConfig
+from npvae.training import train
 
 
 def main(argv=None):

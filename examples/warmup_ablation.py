@@ -20,10 +20,11 @@ import os
 
 import numpy as np
 
-from npvae.checkpoint import atomic_write_text, load_model
-from npvae.cli.sweep import ensure_run
+from npvae.files import atomic_write_text
+from npvae.runs import RunDirectory, open_model as load_model
+from npvae.training import ensure_trained as ensure_run
 from npvae.data import load_dataset, to_float
-from npvae.train import TrainConfig, read_metrics
+from npvae.runs import TrainConfig
 
 RUNS = {"no-warmup": ("no warm-up", dict(warmup_epochs=0)),
         "warmup-epoch": ("warm-up 10, per epoch (paper)", dict(warmup_epochs=10, schedule="epoch")),
@@ -121,7 +122,7 @@ def main(argv=None):
         run_dir = os.path.join(args.out, name)
         print(f"== {label} -> {run_dir}")
         ensure_run(config, run_dir, data_root=args.data, progress=not args.no_progress)
-        curves[name] = read_metrics(run_dir)
+        curves[name] = RunDirectory(run_dir).read_metrics()
         units, variances = active_units(run_dir, test_images, test_labels)
         results.append(summarize(name, curves[name], units, variances))
 

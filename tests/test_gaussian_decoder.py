@@ -7,15 +7,16 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from npvae.checkpoint import load_model
+from npvae.runs import RunDirectory, open_model as load_model
 from npvae.gradcheck import finite_difference_check
-from npvae.evaluate import elbo_per_image
-from npvae.likelihood import evaluate_iwae
+from npvae.evaluation import elbo_per_image
+from npvae.evaluation import evaluate_iwae
 from npvae.losses import GaussianLoss, NegativeELBO, gaussian_nll
-from npvae.losses.gaussian import LOGVAR_MAX, LOGVAR_MIN
+from npvae.losses.gaussian import PIXEL_LOGVAR_MAX, PIXEL_LOGVAR_MIN
 from npvae.models import CVAE, VAE, build_model
 from npvae.nn import Parameter, sigmoid
-from npvae.train import TrainConfig, read_metrics, train
+from npvae.runs import TrainConfig
+from npvae.training import train
 
 needs_data = pytest.mark.skipif(not os.environ.get("NPVAE_DATA"),
                                 reason="NPVAE_DATA is not set: point it at a folder containing mnist/")
@@ -57,12 +58,12 @@ def test_gaussian_loss_gradients_match_finite_differences(learned):
 
 
 def test_a_clamped_learned_log_variance_gets_no_gradient():
-    logvar = Parameter(np.array([[[LOGVAR_MIN - 1, 0.0, LOGVAR_MAX + 1]]]))
+    logvar = Parameter(np.array([[[PIXEL_LOGVAR_MIN - 1, 0.0, PIXEL_LOGVAR_MAX + 1]]]))
     loss = GaussianLoss(logvar)
     loss.forward(np.zeros((2, 1, 1, 3)), np.full((2, 1, 1, 3), 0.9))
     loss.backward()
     assert logvar.grad[0, 0, 0] == 0 and logvar.grad[0, 0, 2] == 0 and logvar.grad[0, 0, 1] != 0
-    np.testing.assert_allclose(loss.current_logvar(), [[[LOGVAR_MIN, 0.0, LOGVAR_MAX]]])
+    np.testing.assert_allclose(loss.current_logvar(), [[[PIXEL_LOGVAR_MIN, 0.0, PIXEL_LOGVAR_MAX]]])
 
 
 @pytest.mark.parametrize("kind", ["vae", "cvae"])
@@ -108,7 +109,7 @@ def test_model_options_and_config_round_trip():
     np.testing.assert_allclose(rebuilt.pixel_logvar.data, math.log(0.5), rtol=1e-6)
     with pytest.raises(ValueError, match="likelihood"):
         VAE(2, likelihood="poisson")
-    with pytest.raises(ValueError, match="likelihood"):
+    with pytest.raises(ValueError, match="pixel_variance"):
         TrainConfig(likelihood="gaussian", pixel_variance=0).validate()
 
 
@@ -121,7 +122,7 @@ def test_a_short_gaussian_run_trains_saves_its_variance_and_supports_iwae(tmp_pa
     assert main(["train", "--likelihood", "gaussian", "--gaussian-variance", "learned",
                  "--pixel-variance", "0.1", "--epochs", "1", "--limit", "512", "--test-limit", "100",
                  "--batch-size", "32", "--warmup-epochs", "0", "--out", out, "--no-progress"]) == 0
-    row = read_metrics(out)[0]
+    row = RunDirectory(out).read_metrics()[0]
     assert all(math.isfinite(v) for v in row.values())
     assert json.load(open(os.path.join(out, "config.json")))["likelihood"] == "gaussian"
     model = load_model(out)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import npvae.nn as nn
-from npvae import gradcheck_suite as suite
+from npvae.gradcheck import suite
 from npvae.gradcheck import TensorCheck
 from npvae.losses import GaussianKL
 from npvae.nn import Conv2d, ConvTranspose2d, Linear, Reparameterize

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import npvae.data
-from npvae import inspection
-from npvae.checkpoint import save_model
+from npvae.diagnostics import inspection
+from npvae.runs import save_model
 from npvae.cli import main
 from npvae.data import to_float
 from npvae.losses import BernoulliLoss, GaussianKL

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from npvae.data import to_float
-from npvae.evaluate import elbo_per_image
-from npvae.likelihood import (LOG_2PI, evaluate_iwae, grid_log_integral,
+from npvae.evaluation import elbo_per_image
+from npvae.evaluation import (LOG_2PI, evaluate_iwae, grid_log_integral,
                               iwae_log_likelihood, log_mean_exp, model_grid_log_likelihood,
                               model_iwae)
 from npvae.models import CVAE, VAE
@@ -192,7 +192,8 @@ def test_grid_refuses_a_latent_that_is_not_2d():
 @needs_data
 def test_evaluate_cli_writes_iwae_and_grid_beside_the_elbo(tmp_path, capsys):
     from npvae.cli import main
-    from npvae.train import TrainConfig, train
+    from npvae.runs import TrainConfig
+    from npvae.training import train
 
     run = str(tmp_path / "run")
     train(TrainConfig(epochs=1, limit=256, test_limit=50, batch_size=64), run, progress=False,

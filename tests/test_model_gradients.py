@@ -347,7 +347,7 @@ def test_images_as_a_list_are_refused():
 
 
 def test_invalid_latent_dim_is_refused():
-    with pytest.raises(ValueError, match="latent_dim must be >= 1"):
+    with pytest.raises(ValueError, match="latent_dim must be an integer >= 1"):
         VAE(0)
 
 

@@ -4,10 +4,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from npvae.blas import _controls, blas_threads, can_set_blas_threads
+from npvae.runtime.blas import _controls, blas_threads, can_set_blas_threads
 from npvae.losses import NegativeELBO
 from npvae.models import CVAE, VAE
-from npvae.parallel import DataParallel, replicate, shard_slices
+from npvae.runtime.parallel import DataParallel, replicate, shard_slices
 
 
 @given(n=st.integers(1, 300), shards=st.integers(1, 8))
@@ -95,16 +95,25 @@ def test_data_parallel_rejects_bad_use_clearly():
 
 @pytest.mark.skipif(not can_set_blas_threads(), reason="this NumPy's BLAS has no known thread setter")
 def test_blas_threads_sets_and_restores_the_count():
-    before = [get() for _, get in _controls()]
-    with blas_threads(1):
-        assert all(get() == 1 for _, get in _controls())
-    assert [get() for _, get in _controls()] == before
+    # conftest.py already runs BLAS on one thread: start from two, so that a blas_threads that
+    # did nothing would fail here.
+    controls = _controls()
+    for set_threads, _ in controls:
+        set_threads(2)
+    try:
+        assert all(get() == 2 for _, get in controls)
+        with blas_threads(1):
+            assert all(get() == 1 for _, get in controls)
+        assert all(get() == 2 for _, get in controls)
+    finally:
+        for set_threads, _ in controls:
+            set_threads(1)
 
 
 def test_without_a_settable_blas_training_uses_one_worker(monkeypatch):
     # Two workers each calling a multi-threaded BLAS oversubscribe the cores (measured 2x
     # slower than one worker), so the default falls back to one.
-    import npvae.parallel as parallel_module
+    import npvae.runtime.parallel as parallel_module
     monkeypatch.setattr(parallel_module, "can_set_blas_threads", lambda: False)
     assert parallel_module.default_workers() == 1
     monkeypatch.setattr(parallel_module, "can_set_blas_threads", lambda: True)
@@ -163,7 +172,7 @@ def test_data_parallel_rebuilds_replicas_after_model_to_dtype():
 # -- which BLAS kernel runs --------------------------------------------------------------
 
 def test_blas_info_names_the_kernel_threadpoolctl_sees():
-    from npvae.blas import blas_info, describe_blas
+    from npvae.runtime.blas import blas_info, describe_blas
     info = blas_info()
     line = describe_blas(info)
     assert line.startswith("BLAS: ")
@@ -177,7 +186,7 @@ def test_blas_info_names_the_kernel_threadpoolctl_sees():
 
 
 def test_describe_blas_says_when_the_kernel_is_older_than_the_cpu():
-    from npvae.blas import describe_blas
+    from npvae.runtime.blas import describe_blas
     info = {"library": "libopenblas.so", "version": "OpenBLAS 0.3.31", "kernel": "Haswell",
             "kernel_isa": "avx2", "cpu_isa": "avx512", "threads": 2, "kernel_older_than_cpu": True,
             "environment": {"OPENBLAS_CORETYPE": "Haswell"}}

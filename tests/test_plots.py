@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from npvae.cli import main
-from npvae.plots import FIGURES, expected_figures, make_all_figures
-from npvae.plots.images import mosaic
-from npvae.plots.run import principal_axes
-from npvae.report import is_paper_setting
+from npvae.viz import FIGURES, expected_figures, make_all_figures
+from npvae.viz.images import mosaic
+from npvae.viz.run import principal_axes
+from npvae.runs import is_paper_setting
 
 DPI = 110
 # Saved width of each figure in pixels (figure width in inches x DPI); heights vary with layout.
@@ -31,7 +31,8 @@ def runs(tmp_path_factory):
     if not os.environ.get("NPVAE_DATA"):
         pytest.skip("NPVAE_DATA is not set: point it at a folder containing mnist/ "
                     "(e.g. NPVAE_DATA=/work/shared/data); the figures need the real test set")
-    from npvae.train import TrainConfig, train
+    from npvae.runs import TrainConfig
+    from npvae.training import train
     base = tmp_path_factory.mktemp("plot-runs")
     out = {}
     for name, (kind, latent) in RUNS.items():
@@ -227,7 +228,7 @@ def test_every_figure_is_numbered_and_named_once():
 
 def test_cli_default_class_matches_the_library():
     from npvae.cli import plot as plot_cli
-    from npvae.plots.conditional import DEFAULT_CLASS
+    from npvae.viz.conditional import DEFAULT_CLASS
     assert plot_cli.DEFAULT_CLASS == DEFAULT_CLASS
 
 

@@ -41,4 +41,4 @@ def test_a_small_sweep_writes_its_table_and_figure_and_skips_finished_runs(tmp_p
 
     # A run directory trained with other settings is not silently reused.
     assert main(["sweep", *ARGS[:-1], "--lr", "0.002", "--no-progress", "--out", out]) == 1
-    assert "holds a run with other settings (lr)" in capsys.readouterr().err
+    assert "holds a run with other settings (lr: saved 0.001, given 0.002)" in capsys.readouterr().err

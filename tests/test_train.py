@@ -9,11 +9,12 @@ import os
 import numpy as np
 import pytest
 
-from npvae.checkpoint import CheckpointError, load_checkpoint, load_model
+from npvae.runs import RunDirectory, CheckpointError, load_checkpoint, open_model as load_model
 from npvae.cli import main
 from npvae.losses import BernoulliLoss, GaussianKL
-from npvae.schedules import kl_weight
-from npvae.train import METRIC_COLUMNS, TrainConfig, TrainingDiverged, read_metrics, train
+from npvae.optim import kl_weight
+from npvae.runs import METRIC_COLUMNS, TrainConfig
+from npvae.training import TrainingDiverged, train
 
 needs_data = pytest.mark.skipif(not os.environ.get("NPVAE_DATA"),
                                 reason="NPVAE_DATA is not set: point it at a folder containing mnist/")
@@ -55,7 +56,7 @@ def test_training_reduces_the_loss_and_writes_a_complete_run(tmp_path):
     assert rows[1]["train_total"] < rows[0]["train_total"]
     assert rows[1]["test_total"] < rows[0]["test_total"]
     assert sorted(os.listdir(tmp_path)) == ["checkpoint.npz", "config.json", "metrics.csv", "model.npz"]
-    assert list(read_metrics(str(tmp_path))[0]) == list(METRIC_COLUMNS)
+    assert list(RunDirectory(str(tmp_path)).read_metrics()[0]) == list(METRIC_COLUMNS)
     assert json.load(open(tmp_path / "config.json"))["limit"] == TINY["limit"]
 
 
@@ -83,7 +84,7 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, model):
         train(config, interrupted, progress=False, log=interrupt_after_epoch_2)
     # A run killed in the middle of a write leaves a stray temporary file; it must not matter.
     open(os.path.join(interrupted, ".tmp-killed.npz"), "wb").write(b"half a file")
-    resumed = train(TrainConfig(), interrupted, resume=True, progress=False, log=quiet)
+    resumed = train(None, interrupted, resume=True, progress=False, log=quiet)
     assert len(resumed) == 3
     for a, b in zip(full, resumed):
         assert [a[k] for k in LOSS_COLUMNS] == [b[k] for k in LOSS_COLUMNS]
@@ -93,8 +94,39 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, model):
 
 
 @needs_data
+def test_resume_with_a_conflicting_flag_is_an_error_naming_each_difference(tmp_path, capsys):
+    """Defect 8: `--model cvae --resume` on a VAE run used to print "CVAE" and resume the VAE."""
+    out = str(tmp_path / "run")
+    train(TrainConfig(epochs=1, **TINY), out, progress=False, log=quiet)
+    code = main(["train", "--out", out, "--resume", "--model", "cvae", "--lr", "0.01", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "model: saved 'vae', given 'cvae'" in err and "lr: saved 0.001, given 0.01" in err
+    assert len(RunDirectory(out).read_metrics()) == 1          # nothing was trained
+
+
+@needs_data
+def test_resume_with_more_epochs_extends_a_finished_run_to_the_longer_runs_metrics(tmp_path, capsys):
+    """Defect 8: `--epochs N --resume` on a finished run did nothing. Now it trains on to N, and
+    since the KL schedule depends only on the epoch, the result is the N-epoch run's."""
+    flags = ["--limit", str(TINY["limit"]), "--test-limit", str(TINY["test_limit"]),
+             "--batch-size", str(TINY["batch_size"]), "--warmup-epochs", "2", "--no-progress"]
+    short, long = str(tmp_path / "short"), str(tmp_path / "long")
+    assert main(["train", "--out", short, "--epochs", "2", *flags]) == 0
+    assert main(["train", "--out", long, "--epochs", "3", *flags]) == 0
+    assert main(["train", "--out", short, "--resume", "--epochs", "3", "--no-progress"]) == 0
+    extended, direct = RunDirectory(short).read_metrics(), RunDirectory(long).read_metrics()
+    assert len(extended) == 3
+    for a, b in zip(extended, direct):
+        assert [a[k] for k in LOSS_COLUMNS] == [b[k] for k in LOSS_COLUMNS]
+    assert RunDirectory(short).read_config().epochs == 3
+    assert main(["train", "--out", short, "--resume", "--epochs", "2", "--no-progress"]) == 1
+    assert "would shorten it" in capsys.readouterr().err
+
+
+@needs_data
 def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    import npvae.train as training
+    import npvae.training.loop as training
 
     class PoisonedLoss(BernoulliLoss):
         calls = 0

@@ -1,6 +1,6 @@
 """`npvae gradcheck`: compare every hand-written gradient with finite differences.
 
-    npvae gradcheck                          all standard checks (npvae.gradcheck_suite)
+    npvae gradcheck                          all standard checks (npvae.gradcheck.suite)
     npvae gradcheck conv2d kl                the standard checks of some layers
     npvae gradcheck conv2d --in 3 --out 4 --kernel 3 --stride 2 --padding 1 --batch 2 --size 9
                                              one configuration of one layer
@@ -10,7 +10,7 @@ Exit status 1 when any tensor's error exceeds its tolerance.
 """
 import time
 
-from .. import gradcheck_suite as suite
+from ..gradcheck import suite
 
 # Which configuration flags each single-configuration check understands, and its defaults.
 SINGLE_FLAGS = {

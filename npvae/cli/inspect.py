@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from .. import inspection
+from ..diagnostics import inspection
 from ..data import DATASETS
 
 
@@ -66,8 +66,8 @@ def build(args):
     """-> (model, description of where it came from)."""
     from ..models import build_model                   # noqa: PLC0415
     if args.run_dir is not None:
-        from ..checkpoint import load_model           # noqa: PLC0415
-        return load_model(args.run_dir, expect_kind=args.model), f"loaded from {args.run_dir}"
+        from ..runs import open_model                 # noqa: PLC0415
+        return open_model(args.run_dir, expect_kind=args.model), f"loaded from {args.run_dir}"
     kind = args.model or "vae"
     if args.latent_dim < 1:
         raise ValueError("--latent-dim must be >= 1")

@@ -2,7 +2,9 @@
 
 matplotlib is imported when the command runs, not when the CLI starts.
 """
-DEFAULT_CLASS = 2  # npvae.plots.conditional.DEFAULT_CLASS
+from .common import add_data_flag
+
+DEFAULT_CLASS = 2  # npvae.viz.conditional.DEFAULT_CLASS
 
 
 def add_parser(subparsers):
@@ -14,17 +16,16 @@ def add_parser(subparsers):
                     "latent space. The same run and --seed always give the same pictures.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `npvae train`")
     p.add_argument("--seed", type=int, default=0, help="seed for every random choice (default: %(default)s)")
-    p.add_argument("--dataset-root", default=None, metavar="DIR",
-                   help="folder holding the data set (default: $NPVAE_DATA, then ~/.cache/npvae)")
+    add_data_flag(p)
     p.add_argument("--class", dest="cvae_class", type=int, default=DEFAULT_CLASS, metavar="C",
                    help="CVAE: the class of the class-conditional traversals (default: %(default)s)")
     p.set_defaults(run=run)
 
 
 def run(args):
-    from ..plots import make_all_figures
+    from ..viz import make_all_figures
 
-    paths = make_all_figures(args.run_dir, seed=args.seed, dataset_root=args.dataset_root,
+    paths = make_all_figures(args.run_dir, seed=args.seed, dataset_root=args.data,
                              cvae_class=args.cvae_class, log=print)
     print(f"npvae plot: wrote {len(paths)} figures")
     return 0

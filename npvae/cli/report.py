@@ -2,6 +2,7 @@
 
 matplotlib is imported when the command runs, not when the CLI starts.
 """
+from .common import add_data_flag
 
 
 def add_parser(subparsers):
@@ -15,17 +16,15 @@ def add_parser(subparsers):
     p.add_argument("--seed", type=int, default=None,
                    help="redraw the figures with this seed if they were drawn with another "
                         "(default: keep existing figures; 0 when drawing them)")
-    p.add_argument("--dataset-root", default=None, metavar="DIR",
-                   help="folder holding the data set, if figures must be drawn "
-                        "(default: $NPVAE_DATA, then ~/.cache/npvae)")
+    add_data_flag(p)
     p.add_argument("--class", dest="cvae_class", type=int, default=None, metavar="C",
                    help="CVAE: the class of the class-conditional traversals (redraws if it differs)")
     p.set_defaults(run=run)
 
 
 def run(args):
-    from ..report import write_report
+    from ..viz import write_report
 
-    write_report(args.run_dir, seed=args.seed, dataset_root=args.dataset_root,
+    write_report(args.run_dir, seed=args.seed, dataset_root=args.data,
                  cvae_class=args.cvae_class, log=print)
     return 0

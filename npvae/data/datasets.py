@@ -40,6 +40,18 @@ MIRRORS = {
     "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
 }
 
+CLASS_NAMES = {
+    "mnist": tuple(str(k) for k in range(10)),
+    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+}
+
+
+def class_names(dataset):
+    """The names of a data set's classes, in label order."""
+    return CLASS_NAMES.get(dataset, CLASS_NAMES["mnist"])
+
+
 SYSTEM_DIRS = {"fashion-mnist": ("/usr/share/datasets/fashion-mnist",)}
 
 
@@ -102,8 +114,8 @@ def load_dataset(name, split, root=None, download=True):
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
     images_path, labels_path = _locate(name, split, root, download)
-    images = _load_verified(name, images_path)
-    labels = _load_verified(name, labels_path)
+    images = _load_verified(name, images_path, ndim=3)
+    labels = _load_verified(name, labels_path, ndim=1)
 
     if images.dtype != "uint8" or images.ndim != 3 or images.shape[1:] != (28, 28):
         raise DataError(f"{images_path}: expected uint8 images of shape (N, 28, 28), "
@@ -207,10 +219,10 @@ def _checksum_problem(name, stem, stored, content):
             f"content {content_md5}; expected {known.gz} (.gz) or {known.idx} (content)")
 
 
-def _load_verified(name, path):
-    """Read, parse and checksum-verify one found file."""
+def _load_verified(name, path, ndim):
+    """Read, parse (``ndim`` dimensions required) and checksum-verify one found file."""
     stored, content = read_stored(path)
-    array = parse_idx(content, path)  # structural errors are the clearer message
+    array = parse_idx(content, path, ndim)  # structural errors are the clearer message
     problem = _checksum_problem(name, path.name.removesuffix(".gz"), stored, content)
     if problem:
         raise DataError(f"{path}: {problem}. The file is corrupt or not the official "

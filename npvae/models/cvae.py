@@ -35,9 +35,6 @@ class CVAE(VAE):
         super().__init__(latent_dim, rng=rng, dtype=dtype, likelihood=likelihood, variance=variance,
                          pixel_variance=pixel_variance)
 
-    def config(self):
-        return {**super().config(), "num_classes": self.num_classes}
-
     def conditions(self, labels, n):
         """(N,) class indices (or one index for all) -> one-hot rows (N, num_classes).
 

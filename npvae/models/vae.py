@@ -18,13 +18,11 @@ import math
 import numpy as np
 
 from ..losses import BernoulliLoss, GaussianLoss, bernoulli_nll, clamp_pixel_logvar, gaussian_nll
-from ..losses.gaussian import LOGVAR_MAX, LOGVAR_MIN
+from ..losses.gaussian import PIXEL_LOGVAR_MAX, PIXEL_LOGVAR_MIN
 from ..nn import Linear, Module, Parameter, Reparameterize, sigmoid
 from ..nn.init import default_rng
 from .architecture import FEATURES, IMAGE_SHAPE, build_decoder, build_encoder
-
-LIKELIHOODS = ("bernoulli", "gaussian")
-VARIANCES = ("fixed", "learned")
+from .config import check_model_options, model_config
 
 
 class VAE(Module):
@@ -36,12 +34,8 @@ class VAE(Module):
 
     def __init__(self, latent_dim=2, rng=None, dtype=np.float32, likelihood="bernoulli",
                  variance="fixed", pixel_variance=1.0):
-        if int(latent_dim) < 1:
-            raise ValueError(f"{type(self).__name__}: latent_dim must be >= 1, got {latent_dim}")
-        if likelihood not in LIKELIHOODS or variance not in VARIANCES or not pixel_variance > 0:
-            raise ValueError(f"{type(self).__name__}: need likelihood in {LIKELIHOODS}, variance in "
-                             f"{VARIANCES} and pixel_variance > 0 (got {likelihood!r}, {variance!r}, "
-                             f"{pixel_variance})")
+        check_model_options(self.kind, latent_dim, likelihood, variance, pixel_variance,
+                            getattr(self, "num_classes", None), owner=type(self).__name__)
         rng = default_rng(rng)
         self.likelihood, self.variance = likelihood, variance
         self.pixel_variance = float(pixel_variance)
@@ -52,9 +46,9 @@ class VAE(Module):
         self.decoder = build_decoder(self.latent_dim + self.condition_dim, rng)
         self.reparameterize = Reparameterize()
         if likelihood == "gaussian" and variance == "learned":
-            if not LOGVAR_MIN <= math.log(self.pixel_variance) <= LOGVAR_MAX:
+            if not PIXEL_LOGVAR_MIN <= math.log(self.pixel_variance) <= PIXEL_LOGVAR_MAX:
                 raise ValueError(f"{type(self).__name__}: a learned variance starts inside "
-                                 f"[{math.exp(LOGVAR_MIN):g}, {math.exp(LOGVAR_MAX):g}], "
+                                 f"[{math.exp(PIXEL_LOGVAR_MIN):g}, {math.exp(PIXEL_LOGVAR_MAX):g}], "
                                  f"got pixel_variance={pixel_variance}")
             # Assigned last: a Bernoulli model's parameters, their order and the draws
             # from ``rng`` are the same as before this option existed.
@@ -63,12 +57,9 @@ class VAE(Module):
             self.to(dtype)
 
     def config(self):
-        """What it takes to rebuild this model (stored in checkpoints)."""
-        config = {"model": self.kind, "latent_dim": self.latent_dim}
-        if self.likelihood != "bernoulli":
-            config.update(likelihood=self.likelihood, variance=self.variance,
-                          pixel_variance=self.pixel_variance)
-        return config
+        """What it takes to rebuild this model (stored in checkpoints; npvae.models.config)."""
+        return model_config(self.kind, self.latent_dim, self.likelihood, self.variance,
+                            self.pixel_variance, getattr(self, "num_classes", None))
 
     # -- the decoder's likelihood p(x|z) --------------------------------------------
     def pixel_log_variance(self):

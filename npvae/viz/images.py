@@ -8,6 +8,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..files import atomic_write
+
 CMAP = "gray_r"
 GAP_VALUE = 0.22  # the gaps between digits: light grey on white paper
 PAD = 2           # pixels between cells
@@ -36,7 +38,9 @@ def digits_figure(nrows, ncols, width=10.0, extra_height=1.0, label_width=1.1,
 
 
 def save_figure(fig, path):
-    fig.savefig(path, dpi=DPI, facecolor="white")
+    """A figure as a PNG, written atomically."""
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=DPI, facecolor="white"), "wb",
+                 suffix=".png")
 
 
 def _starts(count, size, separate_after):

@@ -4,55 +4,18 @@ Everything a figure needs from the model goes through the batched helpers here
 (``encode_means``, ``decode``), which call the model on chunks of ``BATCH`` images:
 never one Python call per image.
 """
-import json
-import os
-
 import numpy as np
 
-from ..checkpoint import load_model
-from ..data import load_dataset, to_float
-from ..train import read_metrics
+from ..data import class_names, load_dataset
+from ..evaluation import posterior_means
+from ..runs import RunDirectory
 
 BATCH = 1000
 LATENT_POINTS = 5000  # test digits shown in the latent-space figures (paper Fig. 2)
 
-MNIST_NAMES = tuple(str(k) for k in range(10))
-FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
-
-
-def class_names(dataset):
-    return FASHION_NAMES if dataset == "fashion-mnist" else MNIST_NAMES
-
-
 def recon_name(config):
     """What the reconstruction term is for this run's decoder (BCE for the paper's Bernoulli)."""
     return "Gaussian NLL" if config.get("likelihood", "bernoulli") == "gaussian" else "BCE"
-
-
-def read_config(run_dir):
-    """RUN_DIR/config.json as a dict, with errors that name the file."""
-    if not os.path.isdir(run_dir):
-        raise FileNotFoundError(f"{run_dir}: no such run directory")
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: missing; is {run_dir} a run directory made by `npvae train`?")
-    try:
-        with open(path) as f:
-            config = json.load(f)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: not a readable JSON configuration ({error})") from None
-    if not isinstance(config, dict) or config.get("model") not in ("vae", "cvae"):
-        raise ValueError(f"{path}: not an npvae training configuration (no 'model': 'vae' or 'cvae')")
-    return config
-
-
-def read_run_metrics(run_dir):
-    """RUN_DIR/metrics.csv rows; at least one finished epoch is required."""
-    rows = read_metrics(run_dir)
-    if not rows:
-        raise ValueError(f"{os.path.join(run_dir, 'metrics.csv')}: holds no finished epoch")
-    return rows
 
 
 def principal_axes(points, k=2):
@@ -75,13 +38,13 @@ class Run:
 
     def __init__(self, run_dir, seed=0, dataset_root=None):
         self.run_dir = run_dir
+        self.directory = RunDirectory(run_dir)
         self.seed = int(seed)
         self.dataset_root = dataset_root
-        self.config = read_config(run_dir)
-        self.metrics = read_run_metrics(run_dir)
-        self.model = load_model(run_dir, expect_kind=self.config["model"])
-        self.model_file = next(name for name in ("model.npz", "checkpoint.npz")
-                               if os.path.exists(os.path.join(run_dir, name)))
+        self.config = self.directory.read_config_dict()
+        self.metrics = self.directory.read_metrics(required=True)
+        self.model = self.directory.load_model(expect_kind=self.config["model"])
+        self.model_file = self.directory.model_file
         self.kind = self.model.kind
         self.latent_dim = self.model.latent_dim
         self.dataset = self.config.get("dataset", "mnist")
@@ -115,10 +78,7 @@ class Run:
     # -- batched model calls -------------------------------------------------------
     def encode_means(self, images, labels):
         """uint8 images (N, 28, 28) -> posterior means (N, d), in chunks of BATCH."""
-        out = [self.model.encode(to_float(images[i:i + BATCH], self.model.dtype),
-                                 None if not self.conditional else labels[i:i + BATCH])[0]
-               for i in range(0, len(images), BATCH)]
-        return np.concatenate(out) if out else np.zeros((0, self.latent_dim), self.model.dtype)
+        return posterior_means(self.model, images, labels, BATCH)
 
     def decode(self, z, labels=None):
         """z (N, d) -> pixel probabilities (N, 28, 28); ``labels`` (N,) ints or one int (CVAE)."""

@@ -10,52 +10,16 @@ text: epoch, RNG state, training configuration, metrics so far).
 """
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
-from .models import build_model
+from ..files import atomic_savez
+from ..models import build_model
 
 
 class CheckpointError(ValueError):
     """A model or checkpoint file is missing, corrupted or of the wrong kind."""
-
-
-def _readable_permissions(fd):
-    """mkstemp creates files as 0600; give the result the usual 0666 & ~umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)
-
-
-def _atomic_write(path, write, mode, suffix=""):
-    """Call ``write(file)`` on a temporary file beside ``path``, sync it, then rename it over
-    ``path``: readers see the old complete file or the new one, never half of one."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
-    _readable_permissions(fd)
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def atomic_savez(path, arrays):
-    """np.savez to ``path``, atomically."""
-    _atomic_write(path, lambda f: np.savez(f, **arrays), "wb", suffix=".npz")
-
-
-def atomic_write_text(path, text):
-    """Write a small text file atomically (config.json, metrics.csv)."""
-    _atomic_write(path, lambda f: f.write(text), "w")
 
 
 def _json(value):
@@ -108,16 +72,11 @@ def _load_into_model(path, arrays, expect_kind=None):
 
 
 def load_model(path, expect_kind=None):
-    """Rebuild the model stored in ``path`` (a model.npz or checkpoint.npz, or a run
-    directory, in which case its model.npz, else its checkpoint.npz, is used)."""
+    """Rebuild the model stored in the file ``path`` (a model.npz or checkpoint.npz; for a run
+    directory use npvae.runs.open_model or RunDirectory.load_model)."""
     if os.path.isdir(path):
-        for name in ("model.npz", "checkpoint.npz"):
-            candidate = os.path.join(path, name)
-            if os.path.exists(candidate):
-                path = candidate
-                break
-        else:
-            raise CheckpointError(f"{path}: run directory has neither model.npz nor checkpoint.npz")
+        raise CheckpointError(f"{path}: is a directory; open a run directory with "
+                              f"npvae.runs.open_model")
     return _load_into_model(path, read_npz(path), expect_kind)
 
 

@@ -15,7 +15,6 @@ into ``RUN_DIR/figures/`` (matplotlib, Agg canvas, no display).
 Each figure draws its randomness from its own stream seeded by (seed, figure number), so
 the same run and seed always give the same pictures.
 """
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -25,10 +24,7 @@ from .conditional import DEFAULT_CLASS, class_samples_figure, disentanglement_fi
 from .curves import training_curves_figure
 from .images import prior_samples_figure, reconstructions_figure, save_figure
 from .latent import interpolation_figure, latent_space_figure, traversal_figure
-from .run import Run, read_config
-
-FIGURES_DIR = "figures"
-MANIFEST = "figures.json"
+from .run import Run
 
 
 @dataclass(frozen=True)
@@ -104,19 +100,6 @@ def caption(spec, kind, cvae_class=DEFAULT_CLASS, class_names=None):
     return spec.caption(kind, {"class_name": name, "cvae_class": cvae_class})
 
 
-def figures_dir(run_dir):
-    return os.path.join(run_dir, FIGURES_DIR)
-
-
-def read_manifest(run_dir):
-    """What the last ``make_all_figures`` recorded (seed, options, files), or {}."""
-    try:
-        with open(os.path.join(figures_dir(run_dir), MANIFEST)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
-
-
 def make_all_figures(run_dir, seed=0, dataset_root=None, cvae_class=DEFAULT_CLASS, only=None, log=None):
     """Draw every figure for the run in ``run_dir`` into RUN_DIR/figures/; returns the paths.
 
@@ -133,8 +116,7 @@ def make_all_figures(run_dir, seed=0, dataset_root=None, cvae_class=DEFAULT_CLAS
     if only is not None:
         wanted = {str(item) for item in only}
         specs = [s for s in specs if str(s.number) in wanted or s.filename in wanted]
-    out_dir = figures_dir(run_dir)
-    os.makedirs(out_dir, exist_ok=True)
+    directory = run.directory
     if log:
         log(f"npvae plot: {run.kind.upper()} (latent {run.latent_dim}) from "
             f"{os.path.join(run_dir, run.model_file)}, seed {seed}")
@@ -142,20 +124,18 @@ def make_all_figures(run_dir, seed=0, dataset_root=None, cvae_class=DEFAULT_CLAS
     for spec in specs:
         started = time.perf_counter()
         fig = spec.draw(run, run.rng(spec.number), options)
-        path = os.path.join(out_dir, spec.filename)
+        path = directory.figure_path(spec.filename)
         save_figure(fig, path)
         paths.append(path)
         if log:
             log(f"  [{len(paths)}/{len(specs)}] {path}  ({os.path.getsize(path) // 1024} KB, "
                 f"{time.perf_counter() - started:.1f} s)")
-    manifest = read_manifest(run_dir) if only is not None else {}
+    manifest = directory.read_manifest() if only is not None else {}
     manifest.update({"seed": run.seed, "cvae_class": options["cvae_class"], "kind": run.kind,
                      "model_file": run.model_file,
                      "figures": sorted(set(manifest.get("figures", [])) | {s.filename for s in specs})})
-    with open(os.path.join(out_dir, MANIFEST), "w") as f:
-        json.dump(manifest, f, indent=2)
+    directory.write_manifest(manifest)
     return paths
 
 
-__all__ = ["make_all_figures", "DEFAULT_CLASS", "expected_figures", "caption", "FIGURES", "FigureSpec",
-           "figures_dir", "read_manifest", "read_config", "Run"]
+

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .losses import BernoulliLoss, GaussianKL
-from .nn import Conv2d, ConvTranspose2d, Flatten, Linear, ReLU, Sigmoid, Unflatten, clamp_logvar, sigmoid
+from ..losses import BernoulliLoss, GaussianKL
+from ..nn import Conv2d, ConvTranspose2d, Flatten, Linear, ReLU, Sigmoid, Unflatten, clamp_logvar, sigmoid
 
 ACTIVE_THRESHOLD = 0.01      # Burda et al. (2016): active when Var_x(E_q[z_j]) > 0.01
 
@@ -222,7 +222,7 @@ def load_batch(dataset, batch_size, rng, data_root=None, download=False, active_
     description says so. The active-unit images are the first ``active_images`` test
     images (none when synthetic).
     """
-    from .data import load_dataset            # noqa: PLC0415 (only needed here)
+    from ..data import load_dataset            # noqa: PLC0415 (only needed here)
     try:
         images, labels = load_dataset(dataset, "test", root=data_root, download=download)
     except (OSError, ValueError):
@@ -247,7 +247,7 @@ def active_units(mu, threshold=ACTIVE_THRESHOLD):
 
 def encode_means(model, images, labels, batch_size=500):
     """mu(x) for uint8 images, in chunks (no gradients)."""
-    from .data import to_float                # noqa: PLC0415
+    from ..data import to_float                # noqa: PLC0415
     out = []
     for start in range(0, len(images), batch_size):
         stop = min(start + batch_size, len(images))
@@ -268,7 +268,7 @@ def inspect_model(model, images, labels, eps, beta=1.0, au_images=None, au_label
     ``kl_per_dim`` and ``active_units``. The model's parameter gradients are left as
     the batch's training step would leave them (beta-weighted KL included).
     """
-    from .data import to_float                # noqa: PLC0415
+    from ..data import to_float                # noqa: PLC0415
     records = describe(model)
     by_name = {r.name: r for r in records}
     x = to_float(images, model.dtype)

@@ -36,7 +36,7 @@ def available_cores():
 
 
 def default_workers():
-    """One worker per core, or 1 where the BLAS thread count cannot be set (see npvae/blas.py)."""
+    """One worker per core, or 1 where the BLAS thread count cannot be set (see npvae/runtime/blas.py)."""
     return available_cores() if can_set_blas_threads() else 1
 
 

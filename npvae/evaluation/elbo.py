@@ -5,9 +5,9 @@ latent dimensions, in nats; the figures are means over the images.
 """
 import numpy as np
 
-from .data import to_float
-from .losses import gaussian_kl
-from .parallel import DataParallel
+from ..data import to_float
+from ..losses import gaussian_kl
+from ..runtime import DataParallel
 
 
 def elbo_per_image(model, images, labels, rng, batch_size=1000, parallel=None, workers=None):

@@ -5,93 +5,38 @@ over latent dimensions, in nats; averaged over the images of a batch for the gra
 and over all images of the epoch for the reported figures. With ``likelihood="gaussian"``
 the Gaussian negative log-density of the pixels (npvae.losses.gaussian) takes the BCE's place.
 
-A run directory holds
-    config.json       the TrainConfig
-    metrics.csv       one row per finished epoch (METRIC_COLUMNS)
-    checkpoint.npz    model + Adam state + RNG states + metrics, rewritten after every epoch
-    model.npz         the final model
-All are written atomically, so a run killed at any moment resumes (``resume=True``) from
-its last finished epoch and ends with exactly the metrics of an uninterrupted run.
+Everything a run writes goes through its npvae.runs.RunDirectory, atomically, after every
+epoch, so a run killed at any moment resumes (``resume=True``) from its last finished
+epoch and ends with exactly the metrics of an uninterrupted run.
 """
-import csv
-import io
-import json
 import math
-import os
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import replace
 
 import numpy as np
 from tqdm import tqdm
 
-from .checkpoint import (atomic_write_text, load_checkpoint, save_checkpoint, save_model)
-from .data import DATASETS, load_dataset, minibatches, to_float
-from .evaluate import evaluate_elbo
-from .losses import NegativeELBO
-from .models import LIKELIHOODS, VARIANCES, build_model
-from .optim import Adam
-from .parallel import DataParallel, default_workers
-from .schedules import SCHEDULES, kl_weight
-
-METRIC_COLUMNS = ("epoch", "beta", "train_recon", "train_kl", "train_total", "train_ratio",
-                  "test_recon", "test_kl", "test_total", "seconds", "images_per_s")
+from ..data import load_dataset, minibatches, to_float
+from ..evaluation import evaluate_elbo
+from ..losses import NegativeELBO
+from ..models import build_model
+from ..optim import Adam, kl_weight
+from ..runs import RESUMABLE, RunDirectory, TrainConfig, config_differences
+from ..runtime import DataParallel, default_workers
 
 
-@dataclass
-class TrainConfig:
-    """Defaults are the paper's (Table 3): VAE, latent 2, batch 128, Adam 1e-3, 30 epochs, 10 warm-up."""
-    model: str = "vae"
-    dataset: str = "mnist"
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 1e-3
-    latent_dim: int = 2
-    warmup_epochs: int = 10
-    beta: float = 1.0
-    schedule: str = "epoch"
-    seed: int = 0
-    limit: int | None = None
-    test_limit: int | None = None
-    likelihood: str = "bernoulli"          # decoder p(x|z): "bernoulli" (the paper) or "gaussian"
-    gaussian_variance: str = "fixed"       # Gaussian decoder: "fixed" sigma^2 or "learned" per pixel
-    pixel_variance: float = 1.0            # the fixed sigma^2, or the learned one's starting value
-    workers: int | None = None             # threads, each on a share of every batch; None: one
-                                           # per core. A run is bit-identical for a given count.
+class Callback:
+    """Something that follows a training run (a tracker, a logger): override what you need.
+    Callbacks only read: they must not change the model or the rows."""
 
-    def validate(self):
-        if self.model not in ("vae", "cvae"):
-            raise ValueError(f"model must be 'vae' or 'cvae', got {self.model!r}")
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.likelihood not in LIKELIHOODS or self.gaussian_variance not in VARIANCES \
-                or not self.pixel_variance > 0:
-            raise ValueError(f"need likelihood in {LIKELIHOODS}, gaussian_variance in {VARIANCES} and "
-                             f"pixel_variance > 0 (got {self.likelihood!r}, {self.gaussian_variance!r}, "
-                             f"{self.pixel_variance})")
-        for name in ("epochs", "batch_size", "latent_dim"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0 or self.beta < 0 or self.warmup_epochs < 0:
-            raise ValueError(f"need lr > 0, beta >= 0, warmup_epochs >= 0 "
-                             f"(got {self.lr}, {self.beta}, {self.warmup_epochs})")
-        for name in ("limit", "test_limit", "workers"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        return self
+    def on_start(self, run, config, model):
+        """Before the first epoch of this session (``run`` is the RunDirectory)."""
 
-    def model_config(self):
-        config = {"model": self.model, "latent_dim": self.latent_dim}
-        if self.likelihood != "bernoulli":
-            config.update(likelihood=self.likelihood, variance=self.gaussian_variance,
-                          pixel_variance=self.pixel_variance)
-        return config if self.model == "vae" else {**config, "num_classes": 10}
+    def on_epoch(self, row, model):
+        """After each finished epoch, once its checkpoint is written; ``row`` as in metrics.csv."""
 
-    @classmethod
-    def from_dict(cls, values):
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+    def on_end(self, rows, model):
+        """After the last epoch, once model.npz is written."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -109,30 +54,10 @@ def _evaluation_rng(seed, epoch):
     return np.random.default_rng([seed, epoch, 1])
 
 
-def csv_text(rows, columns):
-    """Rows (dicts) as CSV text, floats with 6 decimals."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
-    return out.getvalue()
-
-
-def read_metrics(run_dir):
-    """metrics.csv of a run as a list of dicts of floats (epoch as int)."""
-    path = os.path.join(run_dir, "metrics.csv")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no metrics (has this run finished an epoch?)")
-    with open(path, newline="") as f:
-        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
-                for row in csv.DictReader(f)]
-
-
 def train_step(model, optimizer, objective, x, labels, eps, beta):
     """One optimisation step on a batch: forward, loss (eq. 30), backward, Adam.
 
-    ``model`` is a VAE/CVAE or a :class:`~npvae.parallel.DataParallel` around one.
+    ``model`` is a VAE/CVAE or a :class:`~npvae.runtime.DataParallel` around one.
 
     Returns (recon, kl) batch means. Raises TrainingDiverged, before touching the
     parameters, when the loss is not finite.
@@ -151,7 +76,7 @@ def train_epoch(model, optimizer, images, labels, batch_size, beta_for_step, shu
                 progress=None, epoch=None, parallel=None):
     """One pass over the data. Returns per-image mean (recon, kl) and the batches' last beta.
 
-    ``parallel``, a :class:`~npvae.parallel.DataParallel` around ``model``, runs the steps.
+    ``parallel``, a :class:`~npvae.runtime.DataParallel` around ``model``, runs the steps.
     """
     # The paper's Bernoulli decoder uses the default objective; others bring their own loss.
     objective = NegativeELBO() if model.likelihood == "bernoulli" else NegativeELBO(model.reconstruction_loss())
@@ -174,16 +99,24 @@ def train_epoch(model, optimizer, images, labels, batch_size, beta_for_step, shu
     return recon_sum / seen, kl_sum / seen, beta
 
 
-def train(config, out_dir, resume=False, data_root=None, progress=True, log=print):
-    """Train per ``config`` into ``out_dir``; returns the list of metric rows."""
-    checkpoint_path = os.path.join(out_dir, "checkpoint.npz")
+def train(config, out_dir, resume=False, data_root=None, progress=True, log=print, callbacks=()):
+    """Train per ``config`` (a TrainConfig) into the run directory ``out_dir``; returns the
+    list of metric rows.
+
+    With ``resume``, continue the run saved there: ``config`` None continues it as saved;
+    otherwise it must agree with the saved
+    configuration except in ``epochs`` (a larger count extends a run: the epochs already done
+    stay as they are and, since the KL schedule depends only on the epoch number, the run ends
+    exactly as one started with that count) and ``workers`` (None keeps the saved count).
+    Any other difference is an error that names each setting. ``callbacks`` (Callback
+    objects) are told of the start, each epoch and the end.
+    """
+    run = RunDirectory(out_dir)
     if resume:
-        config_path = os.path.join(out_dir, "config.json")
-        if not os.path.exists(checkpoint_path) or not os.path.exists(config_path):
+        if not run.exists() or not run.has_checkpoint():
             raise FileNotFoundError(f"{out_dir}: nothing to resume (needs config.json and checkpoint.npz)")
-        with open(config_path) as f:
-            config = TrainConfig.from_dict(json.load(f))
-    elif os.path.exists(checkpoint_path):
+        config = resumed_config(run.read_config(), config)
+    elif run.has_checkpoint():
         raise FileExistsError(f"{out_dir} already holds a run; pass --resume to continue it "
                               f"or choose another --out")
     config.validate()
@@ -198,29 +131,73 @@ def train(config, out_dir, resume=False, data_root=None, progress=True, log=prin
     init_rng, shuffle_rng, noise_rng = _generators(config.seed)
     rows, start_epoch = [], 0
     if resume:
-        model, optimizer_state, meta = load_checkpoint(checkpoint_path, expect_kind=config.model)
+        model, optimizer_state, meta = run.load_checkpoint(expect_kind=config.model)
         optimizer = Adam(model.parameters(), lr=config.lr)
         optimizer.load_state_dict(optimizer_state)
         shuffle_rng.bit_generator.state = meta["shuffle_rng"]
         noise_rng.bit_generator.state = meta["noise_rng"]
         rows, start_epoch = meta["metrics"], meta["epoch"]
+        if start_epoch > config.epochs:
+            raise ValueError(f"{out_dir} has already trained {start_epoch} epochs; --epochs "
+                             f"{config.epochs} would shorten it (give at least {start_epoch})")
         log(f"resuming {out_dir} after epoch {start_epoch} of {config.epochs}")
     else:
         model = build_model(config.model_config(), rng=init_rng)
         optimizer = Adam(model.parameters(), lr=config.lr)
-        os.makedirs(out_dir, exist_ok=True)
-        atomic_write_text(os.path.join(out_dir, "config.json"), json.dumps(asdict(config), indent=2) + "\n")
+    run.write_config(config)
+    for callback in callbacks:
+        callback.on_start(run, config, model)
 
     with DataParallel(model, config.workers) as parallel:
-        _train_epochs(config, out_dir, model, optimizer, parallel, rows, start_epoch,
+        _train_epochs(config, run, model, optimizer, parallel, rows, start_epoch,
                       (train_images, train_labels), (test_images, test_labels),
-                      shuffle_rng, noise_rng, checkpoint_path, progress, log)
-    save_model(os.path.join(out_dir, "model.npz"), model, extra={"train_config": asdict(config)})
+                      shuffle_rng, noise_rng, progress, log, callbacks)
+    run.save_model(model, config)
+    for callback in callbacks:
+        callback.on_end(rows, model)
     return rows
 
 
-def _train_epochs(config, out_dir, model, optimizer, parallel, rows, start_epoch, train_data,
-                  test_data, shuffle_rng, noise_rng, checkpoint_path, progress, log):
+def resumed_config(saved, given=None):
+    """The configuration a resumed run continues with: ``saved``, with ``given``'s epochs and
+    workers (None keeps the saved ones). Raises ValueError naming every other setting in which
+    ``given`` differs from ``saved``."""
+    if given is None:
+        return saved
+    differences = config_differences(saved, given)
+    if differences:
+        raise ValueError("the flags given with --resume differ from the run's saved configuration: "
+                         + "; ".join(differences) + f". Only {' and '.join(RESUMABLE)} may change "
+                         f"when resuming")
+    return replace(saved, epochs=given.epochs,
+                   workers=saved.workers if given.workers is None else given.workers)
+
+
+def ensure_trained(config, out_dir, data_root=None, progress=True, log=print):
+    """Train ``config`` into ``out_dir`` unless it is already done there; resume a partial run.
+
+    A directory holding a run with different settings is an error, not silently reused.
+    Returns the metric rows.
+    """
+    config.validate()
+    run = RunDirectory(out_dir)
+    if not run.exists():
+        return train(config, out_dir, data_root=data_root, progress=progress, log=log)
+    saved = run.read_config()
+    differences = config_differences(saved, config, ignore=("workers",))
+    if differences:
+        raise ValueError(f"{out_dir} holds a run with other settings ({'; '.join(differences)}); "
+                         f"remove it or choose another directory")
+    if run.is_finished():
+        log(f"{out_dir}: finished, skipped")
+        return run.read_metrics()
+    if run.has_checkpoint():
+        return train(config, out_dir, resume=True, data_root=data_root, progress=progress, log=log)
+    return train(config, out_dir, data_root=data_root, progress=progress, log=log)
+
+
+def _train_epochs(config, run, model, optimizer, parallel, rows, start_epoch, train_data,
+                  test_data, shuffle_rng, noise_rng, progress, log, callbacks):
     (train_images, train_labels), (test_images, test_labels) = train_data, test_data
     steps_per_epoch = math.ceil(len(train_images) / config.batch_size)
     for epoch in range(start_epoch + 1, config.epochs + 1):
@@ -238,7 +215,7 @@ def _train_epochs(config, out_dir, model, optimizer, parallel, rows, start_epoch
         except TrainingDiverged as error:
             raise TrainingDiverged(f"{error}. Training stopped; the last good checkpoint "
                                    f"(epoch {start_epoch if not rows else rows[-1]['epoch']}) is "
-                                   f"left intact in {out_dir}. Try a smaller --lr.") from None
+                                   f"left intact in {run.path}. Try a smaller --lr.") from None
         finally:
             bar.close()
         train_seconds = time.perf_counter() - started
@@ -251,13 +228,35 @@ def _train_epochs(config, out_dir, model, optimizer, parallel, rows, start_epoch
                "seconds": time.perf_counter() - started,
                "images_per_s": len(train_images) / train_seconds}
         rows.append(row)
-        meta = {"epoch": epoch, "metrics": rows, "train_config": asdict(config),
+        meta = {"epoch": epoch, "metrics": rows, "train_config": config.to_dict(),
                 "shuffle_rng": shuffle_rng.bit_generator.state,
                 "noise_rng": noise_rng.bit_generator.state}
-        save_checkpoint(checkpoint_path, model, optimizer, meta)
-        atomic_write_text(os.path.join(out_dir, "metrics.csv"), csv_text(rows, METRIC_COLUMNS))
+        run.save_checkpoint(model, optimizer, meta)
+        run.write_metrics(rows)
+        for callback in callbacks:
+            callback.on_epoch(row, model)
         log(f"epoch {epoch:3d}/{config.epochs}  beta {beta:.3f}  "
             f"train recon {train_recon:8.3f} kl {train_kl:6.3f} total {row['train_total']:8.3f} "
             f"ratio {row['train_ratio']:5.1f}  "
             f"test recon {test['recon']:8.3f} kl {test['kl']:6.3f}  "
             f"{row['seconds']:.1f}s  {row['images_per_s']:.0f} img/s")
+
+
+def start_training(options, out_dir, resume=False, data_root=None, progress=True, log=print,
+                   callbacks=()):
+    """`npvae train`: ``options`` maps TrainConfig fields to the values given on the command
+    line (None: not given). A new run takes the defaults for the rest; a resumed run takes
+    its saved configuration, and a given value that conflicts with it is an error naming it
+    (see :func:`train`)."""
+    given = {k: v for k, v in options.items() if v is not None}
+    if resume:
+        run = RunDirectory(out_dir)
+        if not run.exists():
+            raise FileNotFoundError(f"{out_dir}: nothing to resume (no config.json)")
+        config = replace(run.read_config(), **given)
+    else:
+        config = TrainConfig(**given)
+    config.validate()
+    log(f"npvae train: {config.model.upper()} on {config.dataset} -> {out_dir}")
+    return train(config, out_dir, resume=resume, data_root=data_root, progress=progress, log=log,
+                 callbacks=callbacks)

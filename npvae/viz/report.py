@@ -11,32 +11,10 @@ import datetime
 import html
 import os
 
-from .checkpoint import atomic_write_text, load_model
-from .plots import (DEFAULT_CLASS, caption, expected_figures, figures_dir, make_all_figures,
-                    read_manifest)
-from .plots.run import class_names, read_config, read_run_metrics, recon_name
-
-REPORT = "report.html"
-
-# The paper's setting (Table 3) and its results (Table 4: final training metrics).
-PAPER_SETTING = {"dataset": "mnist", "latent_dim": 2, "batch_size": 128, "lr": 1e-3,
-                 "epochs": 30, "warmup_epochs": 10, "beta": 1.0}
-PAPER_TABLE4 = {"vae": (138.00, 6.59, 144.59), "cvae": (124.36, 4.80, 129.16)}
-PAPER_IMPROVEMENT = ("9.9%", "27.2%", "10.7%")
-
-
-def is_paper_setting(config):
-    """True when the run's configuration is the paper's Table 3 (on the full training set)."""
-    for key, value in PAPER_SETTING.items():
-        got = config.get(key)
-        if isinstance(value, float):
-            if not isinstance(got, (int, float)) or abs(got - value) > 1e-12 * max(1.0, abs(value)):
-                return False
-        elif got != value:
-            return False
-    return (config.get("limit") is None and config.get("schedule", "epoch") == "epoch"
-            and config.get("likelihood", "bernoulli") == "bernoulli")
-
+from ..data import class_names
+from ..runs import PAPER_IMPROVEMENT, PAPER_TABLE4, RunDirectory, is_paper_setting
+from .figures import DEFAULT_CLASS, caption, expected_figures, make_all_figures
+from .run import recon_name
 
 def _e(value):
     return html.escape(str(value), quote=True)
@@ -85,18 +63,17 @@ def _paper_table(kind, last):
     return table.replace(mark, f'<tr class="same"><td>{kind.upper()}</td>', 1)
 
 
-def _figures_current(run_dir, kind, seed):
+def _figures_current(run, kind, seed):
     """Every expected figure exists, is newer than the model and metrics, and (when a seed
     is asked for) was drawn with that seed."""
-    directory = figures_dir(run_dir)
-    paths = [os.path.join(directory, spec.filename) for spec in expected_figures(kind)]
+    paths = [run.figure_path(spec.filename) for spec in expected_figures(kind)]
     if not all(os.path.exists(p) for p in paths):
         return False
-    sources = [os.path.join(run_dir, name) for name in ("model.npz", "checkpoint.npz", "metrics.csv")]
+    sources = [run.file(name) for name in (run.MODEL, run.CHECKPOINT, run.METRICS)]
     newest_source = max(os.path.getmtime(p) for p in sources if os.path.exists(p))
     if min(os.path.getmtime(p) for p in paths) < newest_source:
         return False
-    return seed is None or read_manifest(run_dir).get("seed") == seed
+    return seed is None or run.read_manifest().get("seed") == seed
 
 
 STYLE = """
@@ -124,19 +101,20 @@ def write_report(run_dir, seed=None, dataset_root=None, cvae_class=None, log=Non
     model or metrics, or when ``seed`` / ``cvae_class`` differ from those they were drawn
     with (None: keep what is there; 0 and the default class when drawing anew).
     """
-    config = read_config(run_dir)
-    rows = read_run_metrics(run_dir)
-    model = load_model(run_dir, expect_kind=config["model"])  # a clear error if missing or corrupt
+    run = RunDirectory(run_dir)
+    config = run.read_config_dict()
+    rows = run.read_metrics(required=True)
+    model = run.load_model(expect_kind=config["model"])  # a clear error if missing or corrupt
     kind = model.kind
-    manifest = read_manifest(run_dir)
-    stale = (not _figures_current(run_dir, kind, seed)
+    manifest = run.read_manifest()
+    stale = (not _figures_current(run, kind, seed)
              or (cvae_class is not None and kind == "cvae" and manifest.get("cvae_class") != cvae_class))
     if stale:
         if log:
             log("npvae report: drawing the figures first")
         make_all_figures(run_dir, seed=0 if seed is None else seed, dataset_root=dataset_root,
                          cvae_class=DEFAULT_CLASS if cvae_class is None else cvae_class, log=log)
-        manifest = read_manifest(run_dir)
+        manifest = run.read_manifest()
     names = class_names(config.get("dataset", "mnist"))
     chosen = manifest.get("cvae_class", DEFAULT_CLASS)
 
@@ -179,7 +157,7 @@ def write_report(run_dir, seed=None, dataset_root=None, cvae_class=None, log=Non
 
     parts.append("<h2>Figures</h2>")
     for spec in expected_figures(kind):
-        path = os.path.join(figures_dir(run_dir), spec.filename)
+        path = run.figure_path(spec.filename)
         with open(path, "rb") as f:
             data = base64.b64encode(f.read()).decode("ascii")
         line = caption(spec, kind, chosen, names)
@@ -197,11 +175,7 @@ def write_report(run_dir, seed=None, dataset_root=None, cvae_class=None, log=Non
                  f"{_table(header, table_rows, 'metrics')}</details>")
     parts.append("</body></html>\n")
 
-    path = os.path.join(run_dir, REPORT)
-    atomic_write_text(path, "\n".join(parts))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)  # a page to share: not the private mode of a temporary file
+    path = run.write_report("\n".join(parts))
     if log:
         log(f"npvae report: wrote {path}")
     return path

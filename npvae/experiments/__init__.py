@@ -1,0 +1,1 @@
+"""Experiments: many runs at once (sweeps over settings), trained, evaluated and drawn."""

@@ -231,8 +231,9 @@ from common import blas_info, npvae_api, torch_info
 from torch_reference import TorchVAE, torch_loss
 api = npvae_api()
 torch.set_num_threads({threads})
-kind, epochs = {kind!r}, {epochs}
+kind, epochs, limit = {kind!r}, {epochs}, {limit!r}
 train_images, train_labels = api.load_dataset("mnist", "train")
+train_images, train_labels = train_images[:limit], train_labels[:limit]
 test_images, test_labels = api.load_dataset("mnist", "test")
 shuffle, noise = np.random.default_rng(1), np.random.default_rng(2)
 torch.manual_seed(0)
@@ -259,10 +260,11 @@ print(json.dumps({{"images_per_s": rates, "blas": blas_info(), "torch": torch_in
 """
 
 
-def run_npvae_train(kind, epochs):
+def run_npvae_train(kind, epochs, limit=None):
     with tempfile.TemporaryDirectory() as out:
         command = [sys.executable, "-m", "npvae", "train", "--model", kind, "--epochs", str(epochs),
                    "--out", os.path.join(out, "run"), "--no-progress"]
+        command += ["--limit", str(limit)] if limit else []
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
@@ -281,9 +283,9 @@ def run_npvae_train(kind, epochs):
                 capture_output=True, text=True, check=True).stdout)}
 
 
-def run_torch_loop(kind, epochs, threads):
+def run_torch_loop(kind, epochs, threads, limit=None):
     code = TORCH_LOOP.format(bench=os.path.dirname(os.path.abspath(__file__)), threads=threads,
-                             kind=kind, epochs=epochs)
+                             kind=kind, epochs=epochs, limit=limit)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"PyTorch loop failed:\n{done.stderr}")
@@ -295,9 +297,9 @@ def end_to_end(args, frameworks, results):
     for kind in KINDS:
         rounds = []
         for r in range(args.rounds):
-            runs = {"npvae": run_npvae_train(kind, args.epochs)}
+            runs = {"npvae": run_npvae_train(kind, args.epochs, args.limit)}
             if "torch" in frameworks:
-                runs["torch"] = run_torch_loop(kind, args.epochs, threads)
+                runs["torch"] = run_torch_loop(kind, args.epochs, threads, args.limit)
             rounds.append(runs)
             print(f"{kind.upper()} round {r + 1}/{args.rounds}: " + "  ".join(
                 f"{name} epochs {', '.join(f'{v:.0f}' for v in run['images_per_s'])} img/s"
@@ -327,6 +329,8 @@ def main():
     parser.add_argument("--end-to-end", action="store_true",
                         help="time `npvae train` epochs against a PyTorch epoch loop instead")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per end-to-end run (default: 2)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N",
+                        help="end to end: train on the first N images only (a quick try, not a result)")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
     parser.add_argument("--worker", choices=("npvae", "torch"), help=argparse.SUPPRESS)
     parser.add_argument("--state", choices=STATES, help=argparse.SUPPRESS)
@@ -366,7 +370,7 @@ def main():
     print(f"BLAS kernel: {results['blas']['kernel']} ({results['machine']['cpu']}, "
           f"CPU ISA {results['blas']['cpu_isa']})", flush=True)
     if args.end_to_end:
-        results["epochs"] = args.epochs
+        results["epochs"], results["limit"] = args.epochs, args.limit
         end_to_end(args, frameworks, results)
     else:
         results.update(repeats=args.repeats, steps_per_repeat=args.steps)

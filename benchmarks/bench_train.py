@@ -33,7 +33,6 @@ import argparse
 import csv
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -265,17 +264,20 @@ def run_npvae_train(kind, epochs, limit=None):
         command = [sys.executable, "-m", "npvae", "train", "--model", kind, "--epochs", str(epochs),
                    "--out", os.path.join(out, "run"), "--no-progress"]
         command += ["--limit", str(limit)] if limit else []
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"npvae train failed:\n{done.stderr}")
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+            process = subprocess.Popen(command, stdout=stdout, stderr=stderr, text=True)
+            _, status, usage = os.wait4(process.pid, 0)     # this child's own peak RSS
+            process.returncode = os.waitstatus_to_exitcode(status)
+            stdout.seek(0), stderr.seek(0)
+            output, errors = stdout.read(), stderr.read()
+        if process.returncode != 0:
+            raise RuntimeError(f"npvae train failed:\n{errors}")
         with open(os.path.join(out, "run", "metrics.csv")) as f:
             rates = [float(row["images_per_s"]) for row in csv.DictReader(f)]
         with open(os.path.join(out, "run", "config.json")) as f:
             config = json.load(f)
-    blas_line = next((line for line in done.stdout.splitlines() if line.startswith("BLAS:")), None)
-    return {"images_per_s": rates, "peak_rss_mb": peak / 1024 if peak > before else None,
+    blas_line = next((line for line in output.splitlines() if line.startswith("BLAS:")), None)
+    return {"images_per_s": rates, "peak_rss_mb": usage.ru_maxrss / 1024,
             "blas_line": blas_line, "blas_in_config": config.get("blas"),
             "blas": json.loads(subprocess.run(
                 [sys.executable, "-c", "import json, sys; sys.path.insert(0, %r); from common import "
@@ -317,6 +319,8 @@ def end_to_end(args, frameworks, results):
             line += (f", PyTorch {entry['torch']['best_epoch_images_per_s']:.0f} img/s, "
                      f"ratio {entry['ratio_npvae_over_torch']:.2f}")
         line += f"; npvae at {100 * entry['npvae_fraction_of_floor']:.0f}% of the floor"
+        entry["npvae_peak_rss_mb"] = max(r["npvae"]["peak_rss_mb"] for r in rounds)
+        line += f"; npvae train's peak RSS {entry['npvae_peak_rss_mb']:.0f} MB"
         results[f"{kind}_end_to_end"] = entry
         print(line, flush=True)
 

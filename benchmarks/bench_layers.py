@@ -70,6 +70,45 @@ def layer_table(model, x, labels, repeats):
     return rows
 
 
+def step_breakdown(kind, batch_size, workers, repeats, steps=10):
+    """Where a whole training step (all workers, batch ``batch_size``) spends its time: the
+    parallel forward and backward, and what runs on the calling thread alone between them
+    (loss, zero_grad, the gradients' sum inside backward, Adam). Medians of per-phase times
+    over ``repeats`` blocks of ``steps`` steps, in ms."""
+    import time
+    rng = np.random.default_rng(3)
+    model = (VAE if kind == "vae" else CVAE)(rng=0)
+    x = (rng.random((batch_size, 1, 28, 28)) < 0.15).astype(np.float32)
+    labels = rng.integers(0, 10, batch_size)
+    eps = rng.standard_normal((batch_size, 2), dtype=np.float32)
+    optimizer, objective = Adam(model.parameters()), NegativeELBO()
+    phases = ("forward", "loss", "zero_grad", "backward", "adam")
+    blocks = []
+    with _api.DataParallel(model, workers) as parallel:
+        for block in range(repeats + 1):                 # block 0 is warm-up
+            totals = dict.fromkeys(phases, 0.0)
+            for _ in range(steps):
+                t0 = time.perf_counter()
+                logits, mu, logvar = parallel.forward(x, eps, labels)
+                t1 = time.perf_counter()
+                objective.forward(logits, x, mu, logvar, 1.0)
+                grads = objective.backward()
+                t2 = time.perf_counter()
+                optimizer.zero_grad()
+                t3 = time.perf_counter()
+                parallel.backward(*grads)
+                t4 = time.perf_counter()
+                optimizer.step()
+                t5 = time.perf_counter()
+                for name, (a, b) in zip(phases, ((t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5))):
+                    totals[name] += (b - a) / steps
+            if block:
+                blocks.append(totals)
+    result = {name: 1e3 * float(np.median([b[name] for b in blocks])) for name in phases}
+    result["step"] = 1e3 * float(np.median([sum(b.values()) for b in blocks]))
+    return result
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=15)
@@ -117,6 +156,13 @@ def run(args):
         accounted = sum(r["share_of_step"] for r in rows)
         print(f"layers account for {100 * accounted:.0f}% of the step; the rest is loss, Adam and glue")
         results[model.kind] = {"step_ms": 1e3 * step, "images_per_s": batch / step, "layers": rows}
+    print(f"\nA whole step on {args.workers} workers, batch {args.batch_size} (ms; forward and "
+          f"backward run on all workers, the rest on the calling thread alone):")
+    for kind in ("vae", "cvae"):
+        phases = step_breakdown(kind, args.batch_size, args.workers, args.repeats)
+        results[kind]["step_breakdown_ms"] = phases
+        print(f"{kind.upper():4s} " + "  ".join(f"{k} {v:.2f}" for k, v in phases.items())
+              + f"  ({args.batch_size / phases['step'] * 1e3:.0f} images/s)")
     results["load_after"] = os.getloadavg()
     write_json(args.out, results)
 

@@ -386,3 +386,17 @@ def test_memory_view_is_the_memory_in_memory_order(layout, dense):
     np.testing.assert_array_equal(view, [a[idx] for idx in by_address])
     view[0] = -1.0                                    # and writes through to the array
     assert a[by_address[0]] == -1.0
+
+
+def test_relu_backward_for_mismatched_layouts_takes_y_layout_and_the_strided_kernel():
+    # Below a Flatten the gradient is C-ordered NCHW while y is channels-last memory.
+    rng = np.random.default_rng(0)
+    pre = rng.standard_normal((3, 5, 4, 2)).astype(np.float32)
+    y = np.ascontiguousarray(np.maximum(pre, 0).transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    grad = rng.standard_normal(y.shape).astype(np.float32)
+    out = relu_backward(y, grad)
+    assert out.strides == y.strides
+    np.testing.assert_array_equal(out, np.where(pre > 0, grad, 0))
+    for view in (y[:, :, ::2], y[0]):                      # 4-D strided and 3-D
+        g = rng.standard_normal(view.shape).astype(np.float32)
+        np.testing.assert_array_equal(relu_backward(view, g), relu_backward_reference(view, g))

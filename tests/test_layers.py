@@ -760,3 +760,16 @@ def test_parameter_listing_is_pytorch_like():
     assert isinstance(net, Module)
     assert net.num_parameters() == sum(p.data.size for p in net.parameters())
     assert net.num_parameters() == (4 * 1 * 9 + 4) + (4 * 3 * 9 + 3) + (108 * 5 + 5) + (5 * 6 + 6)
+
+
+def test_inplace_relu_below_a_flatten_returns_the_outputs_layout():
+    # ReLU's output is channels-last memory; Flatten's gradient comes back C-ordered NCHW.
+    rng = np.random.default_rng(0)
+    x = np.ascontiguousarray(rng.standard_normal((2, 4, 3, 3)).astype(np.float32).transpose(0, 2, 3, 1))
+    x = x.transpose(0, 3, 1, 2)
+    relu, flatten = ReLU(inplace=True), Flatten()
+    y = relu.forward(x)
+    g = rng.standard_normal((2, 36)).astype(np.float32)
+    dx = relu.backward(flatten.backward(g.copy()) if flatten.forward(y) is not None else None)
+    assert dx.strides == y.strides
+    np.testing.assert_array_equal(dx, np.where(y > 0, g.reshape(2, 4, 3, 3), 0))

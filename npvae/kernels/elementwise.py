@@ -26,18 +26,53 @@ def _relu_backward_kernel(y, grad, out):
         out[i] = g if y[i] > 0 else zero
 
 
+@numba.njit(nogil=True, cache=True)
+def _relu_backward_strided_kernel(y, grad, out):
+    # 4-D arrays of one shape, any strides; the loops run in the memory order of y and out
+    # (the caller permutes the axes so), and grad is read wherever its elements are.
+    zero = out.dtype.type(0)
+    a, b, c, d = y.shape
+    for i in range(a):
+        for j in range(b):
+            for k in range(c):
+                for m in range(d):
+                    g = grad[i, j, k, m]
+                    out[i, j, k, m] = g if y[i, j, k, m] > 0 else zero
+
+
+def _memory_order(a):
+    """Axes of ``a`` from the largest stride to the smallest."""
+    return tuple(int(i) for i in np.argsort(a.strides, kind="stable")[::-1])
+
+
 def relu_backward_reference(y, grad):
     """grad * [y > 0]."""
     return np.where(y > 0, grad, 0).astype(grad.dtype, copy=False)
 
 
 def relu_backward(y, grad, out=None):
-    """grad * [y > 0] in one pass; ``out`` may be ``grad`` itself (in place)."""
+    """grad * [y > 0] in one pass; ``out`` may be ``grad`` itself (in place).
+
+    Without ``out`` the result takes y's memory layout (the layout the layer below produced
+    and wants back). When grad's layout differs from y's (as after Flatten, whose gradient is
+    C-ordered NCHW while the convolution's output is channels-last), a strided kernel walks
+    y's memory order instead of the NumPy path, which measured 4x slower."""
     if out is None:
-        out = np.empty_like(grad)   # empty_like keeps grad's memory layout
-    views = [memory_view(a) for a in (y, grad, out)] if y.strides == grad.strides == out.strides else None
-    if views is None or any(v is None for v in views) or y.dtype != grad.dtype:
+        out = np.empty_like(y, dtype=grad.dtype)     # empty_like keeps y's memory layout
+    if y.dtype != grad.dtype or y.shape != grad.shape or out.shape != y.shape:
         np.copyto(out, relu_backward_reference(y, grad))
         return out
-    _relu_backward_kernel(*views)
+    if y.strides == grad.strides == out.strides:
+        views = [memory_view(a) for a in (y, grad, out)]
+        if not any(v is None for v in views):
+            _relu_backward_kernel(*views)
+            return out
+    if y.ndim <= 4 and y.strides == out.strides and not np.shares_memory(out, y):
+        order = _memory_order(y)
+        pad = (None,) * (4 - y.ndim)
+        views = [a.transpose(order)[pad] for a in (y, grad, out)]
+        if out is grad or not np.shares_memory(out, grad):
+            _relu_backward_strided_kernel(*views)
+            return out
+    np.copyto(out, relu_backward_reference(y, grad))
     return out

@@ -10,7 +10,9 @@ class ReLU(Module):
 
     ``ReLU(inplace=True)``, as in PyTorch, overwrites its input in forward, and here also
     its upstream gradient in backward: no new arrays, one pass each. Safe when, as inside
-    the models, nothing else holds on to those arrays.
+    the models, nothing else holds on to those arrays. (When the upstream gradient's memory
+    layout differs from the output's, as below a Flatten, backward writes a new array in the
+    output's layout instead, which is the one the layer below wants.)
     """
 
     def __init__(self, inplace=False):
@@ -23,7 +25,8 @@ class ReLU(Module):
 
     def backward(self, grad_out):
         y = self._cached("_y")
-        return relu_backward(y, grad_out, out=grad_out if self.inplace else None)
+        in_place = self.inplace and grad_out.strides == y.strides
+        return relu_backward(y, grad_out, out=grad_out if in_place else None)
 
     def extra_repr(self):
         return "inplace=True" if self.inplace else ""

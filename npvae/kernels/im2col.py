@@ -65,6 +65,44 @@ def _col2im_nhwc_kernel(cols, kh, kw, sh, sw, ph, pw, out_h, out_w, x):
                                 x[n, y, xx, c] += cols[row, base + c]
 
 
+# One channel (the VAE's image and its last layer's output): the generic kernels' innermost
+# loop over channels then runs once per tap, and its loop overhead made them 20x slower per
+# value than with 32 channels (1.5 GB/s against 30; 0.54 ms for 64 images). These copy the
+# same values in the same order, so results are identical.
+@numba.njit(nogil=True, cache=True)
+def _im2col_one_channel_kernel(x, kh, kw, sh, sw, ph, pw, out_h, out_w, cols):
+    n_images, height, width = x.shape
+    zero = cols.dtype.type(0)
+    for n in range(n_images):
+        for oy in range(out_h):
+            for ox in range(out_w):
+                row = (n * out_h + oy) * out_w + ox
+                for i in range(kh):
+                    y = oy * sh - ph + i
+                    inside = 0 <= y < height
+                    for j in range(kw):
+                        xx = ox * sw - pw + j
+                        cols[row, i * kw + j] = x[n, y, xx] if inside and 0 <= xx < width else zero
+
+
+@numba.njit(nogil=True, cache=True)
+def _col2im_one_channel_kernel(cols, kh, kw, sh, sw, ph, pw, out_h, out_w, x):
+    n_images, height, width = x.shape
+    for n in range(n_images):
+        x[n] = 0.0
+        for oy in range(out_h):
+            for ox in range(out_w):
+                row = (n * out_h + oy) * out_w + ox
+                for i in range(kh):
+                    y = oy * sh - ph + i
+                    if y < 0 or y >= height:
+                        continue
+                    for j in range(kw):
+                        xx = ox * sw - pw + j
+                        if 0 <= xx < width:
+                            x[n, y, xx] += cols[row, i * kw + j]
+
+
 def im2col_nhwc(x, kernel, stride, padding, out=None):
     """Patch matrix of channels-last ``x`` (N, H, W, C) -> (N*OH*OW, kH*kW*C), Numba path.
 
@@ -77,7 +115,10 @@ def im2col_nhwc(x, kernel, stride, padding, out=None):
     shape = (n * out_h * out_w, kh * kw * c)
     if out is None or out.shape != shape or out.dtype != x.dtype:
         out = np.empty(shape, dtype=x.dtype)
-    _im2col_nhwc_kernel(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw, out_h, out_w, out)
+    if c == 1:
+        _im2col_one_channel_kernel(np.ascontiguousarray(x[..., 0]), kh, kw, sh, sw, ph, pw, out_h, out_w, out)
+    else:
+        _im2col_nhwc_kernel(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw, out_h, out_w, out)
     return out
 
 
@@ -91,7 +132,11 @@ def col2im_nhwc(cols, image_shape, kernel, stride, padding, out=None):
                          f"{(n * out_h * out_w, kh * kw * c)} for images {tuple(image_shape)}")
     if out is None or out.shape != tuple(image_shape) or out.dtype != cols.dtype:
         out = np.empty(image_shape, dtype=cols.dtype)
-    _col2im_nhwc_kernel(np.ascontiguousarray(cols), kh, kw, sh, sw, ph, pw, out_h, out_w, out)
+    if c == 1 and out.flags.c_contiguous:
+        _col2im_one_channel_kernel(np.ascontiguousarray(cols), kh, kw, sh, sw, ph, pw, out_h, out_w,
+                                   out[..., 0])
+    else:
+        _col2im_nhwc_kernel(np.ascontiguousarray(cols), kh, kw, sh, sw, ph, pw, out_h, out_w, out)
     return out
 
 

@@ -12,7 +12,12 @@ import numba
 import numpy as np
 
 
-@numba.njit(nogil=True, cache=True)
+# error_model="numpy": Numba's default ("python") checks every float division for a zero
+# divisor so that it can raise ZeroDivisionError, and that check kept the loop scalar (no
+# vsqrtps/vdivps): 0.94 ms per VAE step. Without it the loop vectorises: 0.23 ms, with the
+# same IEEE operations in the same order, so the updates are bit-identical. (The divisor,
+# sqrt(v)/sqrt_bias2 + eps, is never 0.)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _adam_kernel(param, grad, m, v, beta1, beta2, step_size, sqrt_bias2, eps, tiny):
     # The scalars arrive in the parameters' dtype, so float32 training updates in float32,
     # as PyTorch does, and the loop vectorises.

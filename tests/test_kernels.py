@@ -400,3 +400,23 @@ def test_relu_backward_for_mismatched_layouts_takes_y_layout_and_the_strided_ker
     for view in (y[:, :, ::2], y[0]):                      # 4-D strided and 3-D
         g = rng.standard_normal(view.shape).astype(np.float32)
         np.testing.assert_array_equal(relu_backward(view, g), relu_backward_reference(view, g))
+
+
+from npvae.kernels import column_sums  # noqa: E402
+
+
+@pytest.mark.parametrize("shape", [(12544, 32), (3136, 64), (1024, 128), (64, 2048), (196 * 64, 32),
+                                   (49 * 64, 64), (100, 16), (50176, 1), (64, 2), (7, 15), (0, 32)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_column_sums_is_numpys_sum_over_rows_bit_for_bit(shape, dtype):
+    a = np.random.default_rng(0).standard_normal(shape).astype(dtype) * 1e3
+    np.testing.assert_array_equal(column_sums(a), a.sum(axis=0))
+    assert column_sums(a).dtype == dtype
+    view = np.random.default_rng(1).standard_normal((shape[0], 2 * shape[1])).astype(dtype)[:, ::2]
+    np.testing.assert_array_equal(column_sums(view), view.sum(axis=0))      # NumPy's path
+
+
+@given(st.integers(1, 3000), st.integers(16, 200), dtypes, seeds)
+def test_column_sums_matches_numpy_for_any_tall_array(rows, cols, dtype, seed):
+    a = np.random.default_rng(seed).standard_normal((rows, cols)).astype(dtype)
+    np.testing.assert_array_equal(column_sums(a), a.sum(axis=0))

@@ -18,7 +18,7 @@ checkpoints, shapes and initialisation are those of an ordinary 11-channel convo
 """
 import numpy as np
 
-from ..kernels import im2col_nhwc
+from ..kernels import column_sums, im2col_nhwc
 from .conv import Conv2d
 
 
@@ -86,7 +86,7 @@ class ConditionedConv2d(Conv2d):
         grad_planes = grad_planes.reshape(self.condition_channels, c_out, kh, kw).transpose(1, 2, 3, 0)
         self.weight.grad += np.concatenate([grad_image, grad_planes], axis=3).transpose(0, 3, 1, 2)
         if self.bias is not None:
-            self.bias.grad += grad.sum(axis=0)
+            self.bias.grad += column_sums(grad)
         return None
 
     def _ones_columns(self, h, w, dtype):

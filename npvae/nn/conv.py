@@ -13,7 +13,7 @@ costs one transposing copy.
 """
 import numpy as np
 
-from ..kernels import col2im_nhwc, conv_output_size, im2col_nhwc
+from ..kernels import col2im_nhwc, column_sums, conv_output_size, im2col_nhwc
 from .init import default_rng, fan_in, uniform_fan_in
 from .module import Module, Parameter
 
@@ -126,7 +126,7 @@ class Conv2d(Module):
                             self.padding, out=grad_x[images])
         self.weight.grad += grad_weight.reshape(c_out, kh, kw, c_in).transpose(0, 3, 1, 2)
         if self.bias is not None:
-            self.bias.grad += grad.sum(axis=0)
+            self.bias.grad += column_sums(grad)
         return None if grad_x is None else grad_x.transpose(0, 3, 1, 2)
 
     def _chunks(self, n_images, rows_per_image):

@@ -7,7 +7,7 @@ Arrays are channels-last underneath and NCHW views on the surface, as in conv.py
 """
 import numpy as np
 
-from ..kernels import col2im_nhwc, im2col_nhwc
+from ..kernels import col2im_nhwc, column_sums, im2col_nhwc
 from .conv import image_chunks, pair, scratch_rows
 from .init import default_rng, fan_in, uniform_fan_in
 from .module import Module, Parameter
@@ -88,7 +88,7 @@ class ConvTranspose2d(Module):
             np.matmul(grad_cols, self._weight_matrix.T, out=grad_rows[rows])
         self.weight.grad += grad_weight.reshape(c_in, kh, kw, c_out).transpose(0, 3, 1, 2)
         if self.bias is not None:
-            self.bias.grad += grad.reshape(-1, c_out).sum(axis=0)
+            self.bias.grad += column_sums(grad.reshape(-1, c_out))
         return grad_rows.reshape(n, h, w, c_in).transpose(0, 3, 1, 2)
 
     def _chunks(self, n_images, rows_per_image):

@@ -1,6 +1,7 @@
 """Fully connected layer: y = x W^T + b, with W of shape (out_features, in_features)."""
 import numpy as np
 
+from ..kernels import column_sums
 from .init import default_rng, fan_in, uniform_fan_in
 from .module import Module, Parameter
 
@@ -36,7 +37,7 @@ class Linear(Module):
         x = self._cached("_x")
         self.weight.grad += grad_out.T @ x
         if self.bias is not None:
-            self.bias.grad += grad_out.sum(axis=0)
+            self.bias.grad += column_sums(grad_out)
         return grad_out @ self.weight.data
 
     def extra_repr(self):

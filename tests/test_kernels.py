@@ -420,3 +420,17 @@ def test_column_sums_is_numpys_sum_over_rows_bit_for_bit(shape, dtype):
 def test_column_sums_matches_numpy_for_any_tall_array(rows, cols, dtype, seed):
     a = np.random.default_rng(seed).standard_normal((rows, cols)).astype(dtype)
     np.testing.assert_array_equal(column_sums(a), a.sum(axis=0))
+
+
+from npvae.kernels import add_to_rows  # noqa: E402
+
+
+@given(st.integers(0, 3000), st.integers(1, 200), dtypes, st.booleans(), seeds)
+def test_add_to_rows_is_numpys_broadcast_add(rows, cols, dtype, strided, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((rows, 2 * cols if strided else cols)).astype(dtype)
+    a = a[:, ::2] if strided else a
+    row = rng.standard_normal(cols).astype(dtype)
+    expected = a + row
+    assert add_to_rows(a, row) is a
+    np.testing.assert_array_equal(a, expected)

@@ -18,7 +18,7 @@ checkpoints, shapes and initialisation are those of an ordinary 11-channel convo
 """
 import numpy as np
 
-from ..kernels import column_sums, im2col_nhwc
+from ..kernels import add_to_rows, column_sums, im2col_nhwc
 from .conv import Conv2d
 
 
@@ -72,7 +72,7 @@ class ConditionedConv2d(Conv2d):
         y = self._cols @ weight[..., :self.image_channels].reshape(c_out, -1).T
         y += (self._conditions @ self._plane_responses(weight)).reshape(y.shape)
         if self.bias is not None:
-            y += self.bias.data
+            add_to_rows(y, self.bias.data)
         return y.reshape(n, out_h, out_w, c_out).transpose(0, 3, 1, 2)
 
     def backward(self, grad_out):

@@ -13,7 +13,7 @@ costs one transposing copy.
 """
 import numpy as np
 
-from ..kernels import col2im_nhwc, column_sums, conv_output_size, im2col_nhwc
+from ..kernels import add_to_rows, col2im_nhwc, column_sums, conv_output_size, im2col_nhwc
 from .init import default_rng, fan_in, uniform_fan_in
 from .module import Module, Parameter
 
@@ -105,7 +105,7 @@ class Conv2d(Module):
         # When one chunk held the whole batch, its columns are still in the buffer for backward.
         self._cols_hold_batch = len(chunks) == 1
         if self.bias is not None:
-            y += self.bias.data
+            add_to_rows(y, self.bias.data)
         return y.reshape(n, out_h, out_w, c_out).transpose(0, 3, 1, 2)
 
     def backward(self, grad_out):

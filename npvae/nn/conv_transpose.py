@@ -7,7 +7,7 @@ Arrays are channels-last underneath and NCHW views on the surface, as in conv.py
 """
 import numpy as np
 
-from ..kernels import col2im_nhwc, column_sums, im2col_nhwc
+from ..kernels import add_to_rows, col2im_nhwc, column_sums, im2col_nhwc
 from .conv import image_chunks, pair, scratch_rows
 from .init import default_rng, fan_in, uniform_fan_in
 from .module import Module, Parameter
@@ -71,7 +71,7 @@ class ConvTranspose2d(Module):
             col2im_nhwc(cols, y[images].shape, self.kernel_size, self.stride, self.padding,
                         out=y[images])
         if self.bias is not None:
-            y += self.bias.data
+            add_to_rows(y.reshape(-1, c_out), self.bias.data)
         return y.transpose(0, 3, 1, 2)
 
     def backward(self, grad_out):

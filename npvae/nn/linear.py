@@ -1,7 +1,7 @@
 """Fully connected layer: y = x W^T + b, with W of shape (out_features, in_features)."""
 import numpy as np
 
-from ..kernels import column_sums
+from ..kernels import add_to_rows, column_sums
 from .init import default_rng, fan_in, uniform_fan_in
 from .module import Module, Parameter
 
@@ -30,7 +30,7 @@ class Linear(Module):
         self._x = x
         y = x @ self.weight.data.T
         if self.bias is not None:
-            y += self.bias.data
+            add_to_rows(y, self.bias.data)
         return y
 
     def backward(self, grad_out):

@@ -43,9 +43,10 @@ def format_row(label, check, widths=WIDTHS):
 
 
 def format_table(rows):
-    """rows: (label, TensorCheck) pairs -> the aligned table, header first. Columns widen
-    to fit long labels (``npvae gradcheck`` prints the same rows one at a time)."""
-    widths = dict(WIDTHS)
+    """rows: (label, TensorCheck) pairs -> the aligned table, header first, its text columns
+    as wide as their content (``npvae gradcheck`` prints the same columns, row by row, at
+    the fixed WIDTHS)."""
+    widths = {column: len(column) for column in WIDTHS}
     for label, check in rows:
         layer, config = _parts(label)
         widths["layer"] = max(widths["layer"], len(layer))

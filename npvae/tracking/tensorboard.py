@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 
-from ..data import load_dataset, to_float
+from ..data import class_names, load_dataset, to_float
 from ..runs import RunDirectory
 
 INSTALL_HINT = 'TensorBoard logging needs tensorboardX: pip install -e ".[tracking]"'
@@ -83,8 +83,8 @@ def image_grid(images, ncols):
     return np.round(255 * (1 - np.clip(grid, 0, 1))).astype(np.uint8)
 
 
-def fixed_test_images(images, labels, classes=10):
-    """Indices of the first test image of each class (fewer where a class is absent)."""
+def fixed_test_images(labels, classes):
+    """Indices of the first image of each of ``classes`` classes (fewer where one is absent)."""
     return np.array([np.flatnonzero(labels == k)[0] for k in range(classes) if np.any(labels == k)])
 
 
@@ -118,7 +118,7 @@ class TensorBoardLogger:
         if self.logdir is None:
             self.logdir = run.file(DIRECTORY)
         images, labels = load_dataset(config.dataset, "test", root=self.data_root)
-        pick = fixed_test_images(images, labels)
+        pick = fixed_test_images(labels, len(class_names(config.dataset)))
         self.images, self.labels = images[pick], labels[pick].astype(np.int64)
         rng = np.random.default_rng([config.seed, 7])  # its own stream: training's are untouched
         self.prior_z = rng.standard_normal((SAMPLE_ROWS * SAMPLE_COLUMNS, model.latent_dim)).astype(model.dtype)
@@ -187,7 +187,7 @@ def export_run(run_dir, logdir=None, data_root=None, log=None):
     config = run.read_config()
     rows = run.read_metrics(required=True)
     model = run.load_model(expect_kind=config.model)
-    logdir = os.fspath(logdir) if logdir is not None else run.file(DIRECTORY)
+    logdir = os.fspath(logdir) if logdir is not None else default_logdir(run_dir)
     if _event_files(logdir):
         raise FileExistsError(f"{logdir} already holds TensorBoard event files; remove them or "
                               f"give another directory")

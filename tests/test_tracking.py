@@ -90,6 +90,15 @@ def test_image_grid_tiles_dark_on_light():
     assert 0 < grid[0, 0] < 255                          # the gaps are grey
 
 
+def test_hparams_keep_one_type_per_setting():
+    from npvae.runs import TrainConfig
+    from npvae.tracking.tensorboard import config_hparams
+    everything, limited = config_hparams(TrainConfig()), config_hparams(TrainConfig(limit=2000, workers=2))
+    assert everything["limit"] == "all" and limited["limit"] == "2000" and limited["workers"] == "2"
+    assert everything["lr"] == 1e-3 and everything["model"] == "vae" and everything["epochs"] == 30
+    assert all(isinstance(v, (bool, str, int, float)) for v in everything.values())
+
+
 def test_fixed_test_images_take_the_first_of_each_class():
     labels = np.array([3, 1, 1, 0, 3, 2], np.uint8)
     assert fixed_test_images(labels, classes=4).tolist() == [3, 1, 5, 0]
@@ -175,7 +184,8 @@ def _assert_hparams(logdir, config):
     assert "hparams" in log["plugins"]
     assert log["hparams"]["lr"].number_value == pytest.approx(config["lr"])
     assert log["hparams"]["model"].string_value == config["model"]
-    assert log["hparams"]["limit"].number_value == config["limit"]
+    assert log["hparams"]["limit"].string_value == str(config["limit"])
+    assert log["hparams"]["test_limit"].string_value == str(config["test_limit"])
     assert "hparam/test_neg_elbo" in log["scalars"]
 
 

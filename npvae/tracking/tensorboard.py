@@ -23,6 +23,7 @@ grow, so they are flushed after every epoch rather than written atomically.
 """
 import math
 import os
+from dataclasses import fields
 
 import numpy as np
 
@@ -88,9 +89,13 @@ def fixed_test_images(labels, classes):
     return np.array([np.flatnonzero(labels == k)[0] for k in range(classes) if np.any(labels == k)])
 
 
-def _hparam_value(value):
-    """hparams take bool, str, int or float: None ("all", e.g. no --limit) becomes a string."""
-    return "none" if value is None else value
+def config_hparams(config):
+    """A TrainConfig as hparams (bool, str, int or float each). The settings that may be None
+    (no --limit: every image) are strings in every run, "all" or the number, so that each
+    column of TensorBoard's HPARAMS table holds one type across runs."""
+    optional = {f.name for f in fields(config) if f.default is None}
+    return {name: (("all" if value is None else str(value)) if name in optional else value)
+            for name, value in config.to_dict().items()}
 
 
 class TensorBoardLogger:
@@ -163,7 +168,7 @@ class TensorBoardLogger:
 
     def write_hparams(self, last):
         """The configuration with the final epoch's metrics, for TensorBoard's HPARAMS tab."""
-        hparams = {k: _hparam_value(v) for k, v in self.config.to_dict().items()}
+        hparams = config_hparams(self.config)
         final = epoch_scalars(last)
         metrics = {f"hparam/{tag.replace('/', '_')}": float(final[tag])
                    for tag in ("train/neg_elbo", "test/recon", "test/kl", "test/neg_elbo")}

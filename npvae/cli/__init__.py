@@ -2,9 +2,9 @@
 import argparse
 import sys
 
-from . import evaluate, gradcheck, inspect, plot, report, sweep, train
+from . import evaluate, gradcheck, inspect, plot, pretrained, report, sweep, train
 
-SUBCOMMANDS = (train, evaluate, sweep, plot, report, gradcheck, inspect)
+SUBCOMMANDS = (train, evaluate, sweep, plot, report, gradcheck, inspect, pretrained)
 
 
 def build_parser():

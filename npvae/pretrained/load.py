@@ -51,10 +51,9 @@ def load_pretrained(name, out_dir=None):
     checksums verified. With ``out_dir``, also write it there as a complete run directory
     (see :func:`write_pretrained_run`). Raises PretrainedFileError (a ValueError) naming a
     shipped file that is missing or corrupted."""
-    model = pretrained_run(name).load_model(expect_kind=name)
     if out_dir is not None:
-        write_pretrained_run(name, out_dir)
-    return model
+        return write_pretrained_run(name, out_dir).load_model(expect_kind=name)
+    return pretrained_run(name).load_model(expect_kind=name)
 
 
 def write_pretrained_run(name, out_dir):

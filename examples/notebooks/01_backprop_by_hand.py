@@ -259,13 +259,22 @@ broken = show("ReLU, slope y instead of 1", check_module(ReLUTimesItsOutput(), x
 assert not broken[0].passed
 
 # %% [markdown]
-# A failure that is *not* a bug: at a kink the finite difference straddles two slopes. With an
-# input exactly at 0, $(\max(h, 0) - \max(-h, 0))/2h = 1/2$, while the subgradient is 0.
-# The gradient checks of the models step around kinks for this reason.
+# A subtlety the check itself must handle: at a kink the central difference straddles two
+# slopes. With an input exactly at 0, $(\max(h, 0) - \max(-h, 0))/2h = 1/2$, while the
+# subgradient is 0:
+
+# %%
+h = 1e-6
+print("central difference at 0:", (ReLU().forward(np.array([h])) - ReLU().forward(np.array([-h])))[0] / (2 * h))
+
+# %% [markdown]
+# So `check_module` watches the on/off pattern of every ReLU it runs, and for an entry whose
+# step $\pm h$ flips one it takes a one-sided difference on the side that flips none. The
+# correct backward then passes even at the kink (the broken one above still fails):
 
 # %%
 at_kink = np.array([[0.0, 1.0, -1.0]])
-show("ReLU at x = 0 (a kink, not a bug)", check_module(ReLU(), at_kink, rng=0))
+show("ReLU at x = 0 (a kink)", check_module(ReLU(), at_kink, rng=0))
 
 # %% [markdown]
 # ## 5. The sigmoid fused into the binary cross-entropy

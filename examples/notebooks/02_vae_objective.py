@@ -38,12 +38,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from npvae.data import load_dataset, to_float
-from npvae.diagnostics.inspection import backward_steps, forward_steps, layer_type, synthetic_digits
+from npvae.diagnostics.flops import layer_type
+from npvae.diagnostics.inspect import synthetic_digits
 from npvae.evaluation import log_standard_normal
 from npvae.gradcheck import finite_difference_check, format_table
 from npvae.losses import GaussianKL, NegativeELBO, gaussian_kl, kl_grad_sigma
 from npvae.models import VAE
-from npvae.nn import Reparameterize
+from npvae.nn import Reparameterize, observe
 from npvae.optim import Adam, kl_weight
 from npvae.runtime import DataParallel
 from npvae.training.loop import train_epoch
@@ -171,10 +172,10 @@ print(f"exact gradients of E[z^2]   : d/dmu {2 * 0.7:.4f}, d/dlogvar {0.25:.4f}"
 # The loss (eq. 30) is, per image, the BCE of section 5 of notebook 1 plus $\beta$ times the KL,
 # averaged over the batch. Its gradient reaches the encoder along two paths: through the decoder,
 # $z$ and the reparameterisation (the reconstruction), and directly onto $\mu$ and $\log\sigma^2$
-# (the KL). `npvae.diagnostics.inspection.forward_steps` and `backward_steps` replay
-# `VAE.forward` and `VAE.backward` one layer at a time with a callback after each, the same
-# arrays, which is how `npvae inspect` takes its statistics. A batch of test digits
-# (or synthetic strokes when MNIST is not on this machine):
+# (the KL). `npvae.nn.observe(model, forward=..., backward=...)` calls a function after every
+# layer of the model's own `forward` and `backward`, with the layer's name and the live arrays;
+# `npvae inspect` takes its statistics the same way. A batch of test digits (or synthetic
+# strokes when MNIST is not on this machine):
 
 # %%
 BATCH = 16 if QUICK else 64
@@ -193,13 +194,14 @@ eps = rng.standard_normal((BATCH, model.latent_dim), dtype=np.float32)
 print(f"{'step':<15} {'layer':<28} {'input':>14} {'output':>14} {'mean':>8} {'zeros':>6}")
 
 
-def visit_forward(name, layer, input_shape, output):
+def after_forward(name, layer, input_shape, output):
     shape = lambda s: "x".join(map(str, s[1:]))       # noqa: E731 (per image)
-    print(f"{name:<15} {layer_type(name, layer):<28} {shape(input_shape):>14} {shape(output.shape):>14} "
+    print(f"{name:<15} {layer_type(layer):<28} {shape(input_shape):>14} {shape(output.shape):>14} "
           f"{float(output.mean()):8.3f} {float(np.mean(output == 0)):6.0%}")
 
 
-logits, mu, logvar = forward_steps(model, x, eps, visit=visit_forward)
+with observe(model, forward=after_forward):
+    logits, mu, logvar = model.forward(x, eps)
 
 # %% [markdown]
 # Three stride-2 convolutions take 28 x 28 to 4 x 4 (Table 1), two Linear heads give $\mu$ and
@@ -222,18 +224,19 @@ print(f"\n{'step':<15} {'|dL/d input|':>13}   parameter gradient norms")
 model.zero_grad()
 
 
-def visit_backward(name, layer, grad_input):
+def after_backward(name, layer, grad_input):
     if grad_input is None:
         down = "(image: none)"
     elif isinstance(grad_input, tuple):                 # the reparameterisation: (d/dmu, d/dlogvar)
         down = f"{norm(grad_input[0]):.2e},{norm(grad_input[1]):.1e}"
     else:
         down = f"{norm(grad_input):.3e}"
-    params = "  ".join(f"{n} {norm(p.grad):.3e}" for n, p in layer.named_parameters()) if layer else ""
+    params = "  ".join(f"{n} {norm(p.grad):.3e}" for n, p in layer.named_parameters())
     print(f"{name:<15} {down:>13}   {params}")
 
 
-backward_steps(model, grad_logits, grad_mu, grad_logvar, visit=visit_backward)
+with observe(model, backward=after_backward):
+    model.backward(grad_logits, grad_mu, grad_logvar)
 
 # %% [markdown]
 # Read it bottom-up, the order in which the gradient travels: from the decoder's last layer,
@@ -241,19 +244,8 @@ backward_steps(model, grad_logits, grad_mu, grad_logvar, visit=visit_backward)
 # the reconstruction path), into the two heads, where the KL's own gradients join, and down the
 # encoder. The first convolution passes nothing further: the image is data, not a parameter.
 #
-# The layer-by-layer replay is the model's own backward, array for array:
-
-# %%
-traced = {n: p.grad.copy() for n, p in model.named_parameters()}
-model.zero_grad()
-logits2, mu2, logvar2 = model.forward(x, eps)
-objective.forward(logits2, x, mu2, logvar2, beta)
-model.backward(*objective.backward())
-print("same gradients as model.backward:",
-      all(np.array_equal(traced[n], p.grad) for n, p in model.named_parameters()))
-
-# %% [markdown]
-# Finally the step itself: Adam (PyTorch's update, learning rate $10^{-3}$) moves every parameter,
+# The parameter gradients are now in every `Parameter.grad`, exactly as a training step leaves
+# them. Finally the step itself: Adam (PyTorch's update, learning rate $10^{-3}$) moves every parameter,
 # and the loss on the same batch with the same $\epsilon$ goes down.
 
 # %%

@@ -23,7 +23,8 @@
 #    between two digits' codes (Fig. 3-4);
 # 3. the CVAE's **style transfer**: one digit's $z$ decoded as every class (Fig. 5, section 3.2);
 # 4. **the IWAE bound against the ELBO** for a few test digits: how far the ELBO (eq. 4-10) sits
-#    below $\log p(x)$, and how the importance-weighted bound closes the gap (eq. 11-16).
+#    below $\log p(x)$, and how the importance-weighted bound closes the gap (eq. 11-16);
+# 5. **gradient flow** through one training step (eq. 30) at the start and at the end of training.
 #
 # The theory: [docs/derivations.md, sections 2-3](../../docs/derivations.md#2-the-elbo-eq-410)
 # (the ELBO and its gap) and [section 13](../../docs/derivations.md#13-the-cvae-eq-2729) (the CVAE).
@@ -38,11 +39,13 @@ import numpy as np
 from matplotlib.patches import Circle
 
 from npvae.data import load_dataset, to_float
-from npvae.diagnostics.inspection import synthetic_digits
+from npvae.diagnostics.gradient_flow import training_stages
+from npvae.diagnostics.inspect import synthetic_digits
 from npvae.evaluation import evaluate_iwae, posterior_means
 from npvae.models import load_pretrained
 from npvae.pretrained import provenance
 from npvae.runs import PAPER_TABLE4, RunDirectory
+from npvae.viz.gradient_flow import gradient_flow_figure
 from npvae.viz.images import CLASS_COLORS, show_digits
 
 # NPVAE_NOTEBOOK_QUICK=1 (set by the test suite) shrinks the sample sizes; the pictures are the same kind.
@@ -233,6 +236,22 @@ plt.show()
 # on a grid, which gives $\log p(x)$ almost exactly: `npvae evaluate RUN_DIR --grid` prints it
 # beside IWAE.
 #
+# ## Gradient flow, from the first step to the last
+#
+# Notebook 2 traced one training step through a freshly initialised VAE. The same step through
+# the trained one, beside the initial model (rebuilt from the run's seed exactly as training
+# built it), on the same images and noise: per layer, the gradient norm of the weights and of the
+# layer's input, the activations' mean and spread, and after each ReLU the fraction of zeros and
+# of dead units (zero for every image). A gradient that fell by decades on its way back to the
+# encoder would be a vanishing gradient; a tall hatched bar, dead units.
+# `npvae inspect RUN_DIR --plot` draws the same figure (figure 10 of `npvae plot`).
+
+# %%
+batch = np.sort(rng.choice(len(images), size=32 if QUICK else 128, replace=False))
+stages = training_stages(run_dir, images[batch], labels[batch], np.random.default_rng(0))
+gradient_flow_figure(stages)
+
+# %% [markdown]
 # ## Where next
 #
 # * `npvae pretrained cvae --out runs/cvae && npvae report runs/cvae`: all of the paper's

@@ -137,3 +137,18 @@ def test_commands_work_on_a_written_run_at_once(tmp_path, capsys):
     assert "Table 4" in html and html.count("<figure") == len(expected_figures("vae"))
     assert "shipped VAE model: trained by" in html          # config.json's 'pretrained' line
     assert "error" not in capsys.readouterr().err
+
+
+def test_package_snapshots_a_finished_run_with_its_provenance(tmp_path, monkeypatch):
+    """The maintainer's tool: a finished paper-setting run -> a verified folder of package data."""
+    import npvae.pretrained.package as package
+    source = write_pretrained_run("vae", tmp_path / "run").path
+    target = tmp_path / "shipped"
+    monkeypatch.setattr(package, "pretrained_folder", lambda name: str(target))
+    with pytest.raises(ValueError, match="holds a VAE, not a CVAE"):
+        package.package_run("cvae", source, "npvae train --model cvae", "abc1234")
+    package.package_run("vae", source, "npvae train --out runs/vae-mnist", "abc1234")
+    copy = RunDirectory(target)
+    assert copy.read_metrics() == RunDirectory(source).read_metrics()
+    assert (target / "provenance.json").read_text().count("abc1234") == 1
+    npvae.pretrained.verify_folder(str(target), npvae.pretrained.load.FILES)

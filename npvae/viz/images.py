@@ -102,13 +102,13 @@ def reconstructions_figure(run, rng, blocks=3, per_row=12):
     for b in range(blocks):
         part = slice(b * per_row, (b + 1) * per_row)
         rows += [x[part] / 255.0, recon[part]]
-        names += ["test digit", "reconstruction"]
+        names += [f"test {run.noun}", "reconstruction"]
     fig, ax = digits_figure(2 * blocks, per_row, 10, 0.55, 1.1,
                             separate_rows_after=range(1, 2 * blocks - 1, 2))
     given = " (label given to encoder and decoder)" if run.conditional else ""
     show_digits(ax, np.concatenate(rows), 2 * blocks, per_row, row_labels=names,
                 separate_rows_after=range(1, 2 * blocks - 1, 2),
-                title=f"{run.kind.upper()} reconstructions{given}: each test digit above the "
+                title=f"{run.kind.upper()} reconstructions{given}: each test {run.noun} above the "
                       f"decoding of its posterior mean")
     return fig
 

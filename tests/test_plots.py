@@ -15,7 +15,7 @@ import pytest
 
 from npvae.cli import main
 from npvae.viz import FIGURES, expected_figures, make_all_figures
-from npvae.viz.images import mosaic
+from npvae.data.mosaic import mosaic
 from npvae.viz.run import principal_axes
 from npvae.runs import is_paper_setting
 

@@ -27,6 +27,7 @@ from dataclasses import fields
 
 import numpy as np
 
+from ..data.mosaic import mosaic
 from ..data import class_names, load_dataset, to_float
 from ..runs import RunDirectory
 
@@ -34,8 +35,6 @@ INSTALL_HINT = 'TensorBoard logging needs tensorboardX: pip install -e ".[tracki
 DIRECTORY = "tensorboard"      # default log directory, inside the run directory
 IMAGE_EVERY = 5                # epochs between image grids (also the first and the last epoch)
 SAMPLE_ROWS, SAMPLE_COLUMNS = 8, 10
-PAD = 2                        # pixels between the cells of an image grid
-GAP_VALUE = 0.22               # the gaps' ink: light grey, as in the report's figures
 HPARAMS_RUN = "hparams"        # the sub-run that holds the configuration and final metrics
 
 
@@ -72,17 +71,10 @@ def epoch_scalars(row):
 
 
 def image_grid(images, ncols):
-    """(N, H, W) images in [0, 1], N a multiple of ``ncols`` -> one (rows*(H+PAD)+PAD,
-    ncols*(W+PAD)+PAD) uint8 picture, dark-on-light like the report's figures. (npvae.viz.images
-    has the figures' mosaic, but viz sits above training and brings matplotlib with it.)"""
+    """(N, H, W) images in [0, 1], N a multiple of ``ncols`` -> one uint8 picture of them in
+    ``ncols`` columns, dark-on-light like the report's figures (npvae.data.mosaic)."""
     images = np.asarray(images, dtype=np.float32)
-    n, h, w = images.shape
-    nrows = n // ncols
-    grid = np.full((nrows * (h + PAD) + PAD, ncols * (w + PAD) + PAD), GAP_VALUE, dtype=np.float32)
-    for k in range(n):
-        r, c = divmod(k, ncols)
-        top, left = PAD + r * (h + PAD), PAD + c * (w + PAD)
-        grid[top:top + h, left:left + w] = images[k]
+    grid, _ = mosaic(images, len(images) // ncols, ncols)
     return np.round(255 * (1 - np.clip(grid, 0, 1))).astype(np.uint8)
 
 

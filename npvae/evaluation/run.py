@@ -23,8 +23,8 @@ def _minutes(seconds):
 
 
 def _iwae(model, images, labels, k, seed, batch_size, progress, workers, log):
-    estimate = evaluate_iwae(model, images, labels, k, np.random.default_rng([seed, 1]),
-                             batch_size, progress=progress, workers=workers)
+    estimate = evaluate_iwae(model, images, labels, k, (seed, 1), batch_size, progress=progress,
+                             workers=workers)
     k_full, n_full = PROJECTION
     projected = k_full * n_full / estimate["samples_per_s"]
     log(f"  log p(x) ~ IWAE-{k:<5d}     {estimate['mean']:10.3f} +- {estimate['se']:.3f}   "
@@ -55,8 +55,8 @@ def _grid(model, images, labels, k, seed, batch_size, grid_images, grid_size, lo
     for i in range(n):
         x = to_float(images[i:i + 1], model.dtype)
         grid = model_grid_log_likelihood(model, x, labels[i], size=grid_size, batch_size=batch_size)
-        iwae = evaluate_iwae(model, images[i:i + 1], labels[i:i + 1], k,
-                             np.random.default_rng([seed, 2, i]), batch_size, progress=False)
+        iwae = evaluate_iwae(model, images[i:i + 1], labels[i:i + 1], k, (seed, 2), batch_size,
+                             progress=False, first_index=i)
         rows.append({"image": i, "label": int(labels[i]), "grid": grid["log_px"],
                      "grid_local": grid["log_px_local"], "log_outside": grid["log_outside"],
                      "edge_drop": grid["edge_drop"], "edge_ok": grid["edge_ok"],

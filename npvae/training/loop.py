@@ -173,16 +173,17 @@ def resumed_config(saved, given=None):
                    workers=saved.workers if given.workers is None else given.workers)
 
 
-def ensure_trained(config, out_dir, data_root=None, progress=True, log=print):
+def ensure_trained(config, out_dir, data_root=None, progress=True, log=print, callbacks=()):
     """Train ``config`` into ``out_dir`` unless it is already done there; resume a partial run.
 
     A directory holding a run with different settings is an error, not silently reused.
-    Returns the metric rows.
+    ``callbacks`` follow the training, as in :func:`train`. Returns the metric rows.
     """
     config.validate()
     run = RunDirectory(out_dir)
     if not run.exists():
-        return train(config, out_dir, data_root=data_root, progress=progress, log=log)
+        return train(config, out_dir, data_root=data_root, progress=progress, log=log,
+                     callbacks=callbacks)
     saved = run.read_config()
     differences = config_differences(saved, config, ignore=("workers",))
     if differences:
@@ -192,8 +193,9 @@ def ensure_trained(config, out_dir, data_root=None, progress=True, log=print):
         log(f"{out_dir}: finished, skipped")
         return run.read_metrics()
     if run.has_checkpoint():
-        return train(config, out_dir, resume=True, data_root=data_root, progress=progress, log=log)
-    return train(config, out_dir, data_root=data_root, progress=progress, log=log)
+        return train(config, out_dir, resume=True, data_root=data_root, progress=progress, log=log,
+                     callbacks=callbacks)
+    return train(config, out_dir, data_root=data_root, progress=progress, log=log, callbacks=callbacks)
 
 
 def _train_epochs(config, run, model, optimizer, parallel, rows, start_epoch, train_data,

@@ -3,6 +3,7 @@
     npvae evaluate RUN_DIR                        reconstruction, KL, ELBO (one z per image)
     npvae evaluate RUN_DIR --iwae-k 5000          + log p(x) by importance weighting (IWAE-K)
     npvae evaluate RUN_DIR --grid [--grid-images 5]   + log p(x) by a 2-D grid, beside IWAE
+    npvae evaluate RUN_DIR --iwae-k 5000 --cluster tcp://HOST:8786   the IWAE sharded over a cluster
 """
 from ..evaluation import evaluate_run
 from .common import add_data_flag
@@ -37,6 +38,11 @@ def add_parser(subparsers):
                    help="G x G points over mu +- 8 sigma of q(z|x) (default: %(default)s)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="threads sharing each batch (default: one per core)")
+    p.add_argument("--cluster", default="none", metavar="WHERE",
+                   help="shard the IWAE estimate over a Dask cluster: 'local' (one worker per core "
+                        "here), or 'tcp://HOST:PORT' (a running scheduler; the workers need no "
+                        "files); the result is exactly that of 'none', this process "
+                        "(default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -45,5 +51,5 @@ def run(args):
     evaluate_run(args.run_dir, dataset=args.dataset, data_root=args.data, subset=args.subset,
                  seed=args.seed, iwae_k=args.iwae_k, batch_size=args.batch_size, grid=args.grid,
                  grid_images=args.grid_images, grid_size=args.grid_size, workers=args.workers,
-                 progress=not args.no_progress)
+                 progress=not args.no_progress, cluster=args.cluster)
     return 0

@@ -40,6 +40,7 @@ from ..runtime.parallel import replicate
 from ..nn.reparameterize import clamp_logvar
 
 LOG_2PI = math.log(2 * math.pi)
+IWAE_STREAMS = "per-image"    # filed with each estimate: how its draws were seeded (image_streams)
 
 
 # -- numerics ---------------------------------------------------------------------

@@ -7,9 +7,11 @@ import numpy as np
 
 from ..data import load_dataset, to_float
 from ..runs import RunDirectory, evaluation_key, open_model
+from ..runtime.cluster import check_cluster
 from .elbo import elbo_per_image, summarize
 from .grid import model_grid_log_likelihood
-from .iwae import evaluate_iwae, standard_error
+from .iwae import IWAE_STREAMS, evaluate_iwae, standard_error
+from .sharded import cluster_iwae
 
 PROJECTION = (5000, 10000)   # K and images of the full evaluation the projection is for
 
@@ -22,9 +24,12 @@ def _minutes(seconds):
     return f"{seconds:.0f} s ({seconds / 60:.1f} min, {seconds / 3600:.2f} h)"
 
 
-def _iwae(model, images, labels, k, seed, batch_size, progress, workers, log):
-    estimate = evaluate_iwae(model, images, labels, k, (seed, 1), batch_size, progress=progress,
-                             workers=workers)
+def _iwae(model, images, labels, k, seed, batch_size, progress, workers, log, cluster="none"):
+    if cluster == "none":
+        estimate = evaluate_iwae(model, images, labels, k, (seed, 1), batch_size, progress=progress,
+                                 workers=workers)
+    else:       # the same numbers, the test set sharded over a Dask cluster's workers
+        estimate = cluster_iwae(model, images, labels, k, (seed, 1), batch_size, cluster, progress)
     k_full, n_full = PROJECTION
     projected = k_full * n_full / estimate["samples_per_s"]
     log(f"  log p(x) ~ IWAE-{k:<5d}     {estimate['mean']:10.3f} +- {estimate['se']:.3f}   "
@@ -37,7 +42,7 @@ def _iwae(model, images, labels, k, seed, batch_size, progress, workers, log):
         f"{_minutes(projected)}")
     result = {key: estimate[key] for key in ("k", "images", "mean", "se", "elbo_mean", "elbo_se",
                                               "ess_median", "ess_min", "seconds", "samples_per_s")}
-    result.update(batch_size=batch_size, seed=seed,
+    result.update(batch_size=batch_size, seed=seed, streams=IWAE_STREAMS,
                   projected_seconds=dict(k=k_full, images=n_full, seconds=projected))
     return result
 
@@ -83,13 +88,15 @@ def _grid(model, images, labels, k, seed, batch_size, grid_images, grid_size, lo
 
 def evaluate_run(run_dir, dataset=None, data_root=None, subset=None, seed=0, iwae_k=None,
                  batch_size=1000, grid=False, grid_images=5, grid_size=400, workers=None,
-                 progress=True, log=print):
+                 progress=True, log=print, cluster="none"):
     """Evaluate the model of ``run_dir`` (a run directory, or a model .npz) on its test set.
 
     Prints the reconstruction, KL and -ELBO (one z ~ q(z|x) per image); with ``iwae_k`` the
     IWAE-K estimate of log p(x); with ``grid`` (2-D latent) log p(x) by integration for
     ``grid_images`` images. For a run directory, the results are merged into its
-    evaluation.json. Returns the dict of results.
+    evaluation.json. With ``cluster`` (see npvae.runtime.cluster) other than 'none', the IWAE
+    estimate is sharded over a Dask cluster's workers, with exactly the same result.
+    Returns the dict of results.
     """
     if iwae_k is not None and iwae_k < 1:
         raise ValueError(f"--iwae-k must be >= 1, got {iwae_k}")
@@ -99,6 +106,7 @@ def evaluate_run(run_dir, dataset=None, data_root=None, subset=None, seed=0, iwa
         raise ValueError(f"--workers must be >= 1, got {workers}")
     if subset is not None and subset < 1:
         raise ValueError(f"--subset must be >= 1, got {subset}")
+    check_cluster(cluster)
     run = RunDirectory(run_dir) if os.path.isdir(run_dir) else None
     model = open_model(run_dir)
     dataset = dataset or (run.dataset if run is not None and run.exists() else "mnist")
@@ -123,7 +131,7 @@ def evaluate_run(run_dir, dataset=None, data_root=None, subset=None, seed=0, iwa
         result[evaluation_key("elbo", len(images), test_size)] = summary
     if iwae_k is not None:
         result[evaluation_key(f"iwae_{iwae_k}", len(images), test_size)] = _iwae(
-            model, images, labels, iwae_k, seed, batch_size, progress, workers, log)
+            model, images, labels, iwae_k, seed, batch_size, progress, workers, log, cluster)
     if grid:
         result["grid"] = _grid(model, images, labels, iwae_k or 5000, seed, batch_size, grid_images,
                                grid_size, log)

@@ -20,11 +20,11 @@ import os
 
 import numpy as np
 
+from npvae.data import load_dataset
+from npvae.evaluation import posterior_means
 from npvae.files import atomic_write_text
-from npvae.runs import RunDirectory, open_model as load_model
-from npvae.training import ensure_trained as ensure_run
-from npvae.data import load_dataset, to_float
-from npvae.runs import TrainConfig
+from npvae.runs import RunDirectory, TrainConfig, open_model
+from npvae.training import ensure_trained
 
 RUNS = {"no-warmup": ("no warm-up", dict(warmup_epochs=0)),
         "warmup-epoch": ("warm-up 10, per epoch (paper)", dict(warmup_epochs=10, schedule="epoch")),
@@ -33,12 +33,9 @@ COLORS = {"no-warmup": "#d62728", "warmup-epoch": "#1f77b4", "warmup-step": "#2c
 ACTIVE_THRESHOLD = 0.01
 
 
-def active_units(run_dir, images, labels, batch_size=1000):
+def active_units(run_dir, images, labels):
     """Latent dimensions whose posterior mean varies across images (variance > 0.01)."""
-    model = load_model(run_dir)
-    means = np.concatenate([model.encode(to_float(images[s:s + batch_size], model.dtype),
-                                         labels[s:s + batch_size])[0]
-                            for s in range(0, len(images), batch_size)])
+    means = posterior_means(open_model(run_dir), images, labels)
     variances = means.astype(np.float64).var(axis=0)
     return int(np.sum(variances > ACTIVE_THRESHOLD)), variances.tolist()
 
@@ -121,7 +118,7 @@ def main(argv=None):
                              test_limit=args.test_limit, **options)
         run_dir = os.path.join(args.out, name)
         print(f"== {label} -> {run_dir}")
-        ensure_run(config, run_dir, data_root=args.data, progress=not args.no_progress)
+        ensure_trained(config, run_dir, data_root=args.data, progress=not args.no_progress)
         curves[name] = RunDirectory(run_dir).read_metrics()
         units, variances = active_units(run_dir, test_images, test_labels)
         results.append(summarize(name, curves[name], units, variances))

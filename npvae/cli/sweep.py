@@ -12,6 +12,10 @@ from ..runtime.cluster import default_cluster
 from .common import add_data_flag, positive_int
 
 
+def _listed(values):
+    return " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+
 def add_parser(subparsers):
     defaults, grid = TrainConfig(), SweepGrid()
     p = subparsers.add_parser(
@@ -27,20 +31,21 @@ def add_parser(subparsers):
                     "(and --data, or $NPVAE_DATA) must be on a filesystem every worker shares.")
     grid_flags = p.add_argument_group("the grid (each a list: one run per combination)")
     grid_flags.add_argument("--models", nargs="+", choices=("vae", "cvae"), default=list(grid.models),
-                            metavar="M", help="vae and/or cvae (default: %(default)s)")
+                            metavar="M", help=f"vae and/or cvae (default: {_listed(grid.models)})")
     grid_flags.add_argument("--datasets", nargs="+", default=list(grid.datasets), metavar="D",
-                            help="mnist and/or fashion-mnist (default: %(default)s)")
+                            help=f"mnist and/or fashion-mnist (default: {_listed(grid.datasets)})")
     grid_flags.add_argument("--likelihoods", nargs="+", choices=("bernoulli", "gaussian"),
                             default=list(grid.likelihoods), metavar="L",
-                            help="decoder likelihoods (default: %(default)s)")
+                            help=f"decoder likelihoods (default: {_listed(grid.likelihoods)})")
     grid_flags.add_argument("--warmup-epochs", nargs="+", type=int, default=list(grid.warmup_epochs),
-                            metavar="T", help="KL warm-up lengths, to each run's beta (default: %(default)s)")
+                            metavar="T",
+                            help=f"KL warm-up lengths, to each run's beta (default: {_listed(grid.warmup_epochs)})")
     grid_flags.add_argument("--betas", nargs="+", type=float, default=list(grid.betas), metavar="B",
-                            help="final KL weights (default: %(default)s)")
+                            help=f"final KL weights (default: {_listed(grid.betas)})")
     grid_flags.add_argument("--latents", nargs="+", type=positive_int, default=list(grid.latents),
-                            metavar="D", help="latent sizes (default: %(default)s)")
+                            metavar="D", help=f"latent sizes (default: {_listed(grid.latents)})")
     grid_flags.add_argument("--seeds", nargs="+", type=int, default=list(grid.seeds), metavar="S",
-                            help="seeds: the aggregation gives mean and sd over them (default: %(default)s)")
+                            help=f"seeds: the summary gives mean and sd over them (default: {_listed(grid.seeds)})")
     shared = p.add_argument_group("settings shared by every run")
     shared.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="default: %(default)s")
     shared.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,

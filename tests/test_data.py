@@ -129,6 +129,17 @@ def test_read_idx_rejects_malformed(tmp_path, case, gz):
     assert isinstance(info.value, ValueError)
 
 
+def test_a_labels_file_claiming_nine_dimensions_says_so(tmp_path):
+    """Defect 9: a labels header with 9 dimensions was reported as 'truncated: ... need
+    1027841230127749099383589721 bytes'. The number of dimensions is checked first."""
+    labels = idx_bytes(np.array([1, 2, 3], dtype=np.uint8))
+    nine = labels[:3] + bytes([9]) + labels[4:]          # the sizes that follow are garbage
+    path = write(tmp_path / "train-labels-idx1-ubyte.gz", nine, gz=True)
+    with pytest.raises(DataError, match="declares 9 dimensions, but a file of labels") as info:
+        read_idx(path, ndim=1)
+    assert "truncated" not in str(info.value) and str(path) in str(info.value)
+
+
 @pytest.mark.parametrize("damage", ["cut short", "garbled"])
 def test_read_idx_corrupt_gzip(tmp_path, damage):
     compressed = gzip.compress(idx_bytes(np.zeros((4, 28, 28), np.uint8)))

@@ -12,7 +12,7 @@ from npvae.gradcheck import finite_difference_check
 from npvae.evaluation import elbo_per_image
 from npvae.evaluation import evaluate_iwae
 from npvae.losses import GaussianLoss, NegativeELBO, gaussian_nll
-from npvae.losses.gaussian import LOGVAR_MAX, LOGVAR_MIN
+from npvae.losses.gaussian import PIXEL_LOGVAR_MAX, PIXEL_LOGVAR_MIN
 from npvae.models import CVAE, VAE, build_model
 from npvae.nn import Parameter, sigmoid
 from npvae.runs import TrainConfig
@@ -58,12 +58,12 @@ def test_gaussian_loss_gradients_match_finite_differences(learned):
 
 
 def test_a_clamped_learned_log_variance_gets_no_gradient():
-    logvar = Parameter(np.array([[[LOGVAR_MIN - 1, 0.0, LOGVAR_MAX + 1]]]))
+    logvar = Parameter(np.array([[[PIXEL_LOGVAR_MIN - 1, 0.0, PIXEL_LOGVAR_MAX + 1]]]))
     loss = GaussianLoss(logvar)
     loss.forward(np.zeros((2, 1, 1, 3)), np.full((2, 1, 1, 3), 0.9))
     loss.backward()
     assert logvar.grad[0, 0, 0] == 0 and logvar.grad[0, 0, 2] == 0 and logvar.grad[0, 0, 1] != 0
-    np.testing.assert_allclose(loss.current_logvar(), [[[LOGVAR_MIN, 0.0, LOGVAR_MAX]]])
+    np.testing.assert_allclose(loss.current_logvar(), [[[PIXEL_LOGVAR_MIN, 0.0, PIXEL_LOGVAR_MAX]]])
 
 
 @pytest.mark.parametrize("kind", ["vae", "cvae"])

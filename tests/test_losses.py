@@ -12,7 +12,7 @@ from scipy import integrate
 from npvae.gradcheck import finite_difference_check
 from npvae.losses import (BernoulliLoss, GaussianKL, bernoulli_nll, bernoulli_nll_reference,
                           gaussian_kl, kl_grad_sigma)
-from npvae.nn import LOGVAR_MAX, LOGVAR_MIN, Reparameterize, clamp_logvar
+from npvae.nn import POSTERIOR_LOGVAR_MAX, POSTERIOR_LOGVAR_MIN, Reparameterize, clamp_logvar
 
 MANY = settings(max_examples=2 * settings.default.max_examples)
 seeds = st.integers(0, 2**32 - 1)
@@ -229,7 +229,7 @@ def test_gaussian_kl_clamps_logvar(dtype):
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         value = kl.forward(mu, logvar)
         grad_mu, grad_logvar = kl.backward()
-    clamped = np.array([[LOGVAR_MAX, LOGVAR_MIN, 1.0, -1.0]])
+    clamped = np.array([[POSTERIOR_LOGVAR_MAX, POSTERIOR_LOGVAR_MIN, 1.0, -1.0]])
     assert math.isfinite(value)
     assert value == pytest.approx(0.5 * np.sum(np.exp(clamped) - clamped - 1), rel=1e-6)
     assert np.isfinite(grad_logvar).all() and grad_logvar.dtype == dtype
@@ -239,7 +239,7 @@ def test_gaussian_kl_clamps_logvar(dtype):
 
 
 def test_clamp_logvar_bounds_and_mask():
-    assert (LOGVAR_MIN, LOGVAR_MAX) == (-30.0, 20.0)
+    assert (POSTERIOR_LOGVAR_MIN, POSTERIOR_LOGVAR_MAX) == (-30.0, 20.0)
     clamped, inside = clamp_logvar(np.array([-31.0, -30.0, 0.0, 20.0, 21.0]))
     np.testing.assert_array_equal(clamped, [-30.0, -30.0, 0.0, 20.0, 20.0])
     np.testing.assert_array_equal(inside, [False, True, True, True, False])

@@ -95,10 +95,19 @@ def test_data_parallel_rejects_bad_use_clearly():
 
 @pytest.mark.skipif(not can_set_blas_threads(), reason="this NumPy's BLAS has no known thread setter")
 def test_blas_threads_sets_and_restores_the_count():
-    before = [get() for _, get in _controls()]
-    with blas_threads(1):
-        assert all(get() == 1 for _, get in _controls())
-    assert [get() for _, get in _controls()] == before
+    # conftest.py already runs BLAS on one thread: start from two, so that a blas_threads that
+    # did nothing would fail here.
+    controls = _controls()
+    for set_threads, _ in controls:
+        set_threads(2)
+    try:
+        assert all(get() == 2 for _, get in controls)
+        with blas_threads(1):
+            assert all(get() == 1 for _, get in controls)
+        assert all(get() == 2 for _, get in controls)
+    finally:
+        for set_threads, _ in controls:
+            set_threads(1)
 
 
 def test_without_a_settable_blas_training_uses_one_worker(monkeypatch):

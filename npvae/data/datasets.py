@@ -114,8 +114,8 @@ def load_dataset(name, split, root=None, download=True):
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
     images_path, labels_path = _locate(name, split, root, download)
-    images = _load_verified(name, images_path)
-    labels = _load_verified(name, labels_path)
+    images = _load_verified(name, images_path, ndim=3)
+    labels = _load_verified(name, labels_path, ndim=1)
 
     if images.dtype != "uint8" or images.ndim != 3 or images.shape[1:] != (28, 28):
         raise DataError(f"{images_path}: expected uint8 images of shape (N, 28, 28), "
@@ -219,10 +219,10 @@ def _checksum_problem(name, stem, stored, content):
             f"content {content_md5}; expected {known.gz} (.gz) or {known.idx} (content)")
 
 
-def _load_verified(name, path):
-    """Read, parse and checksum-verify one found file."""
+def _load_verified(name, path, ndim):
+    """Read, parse (``ndim`` dimensions required) and checksum-verify one found file."""
     stored, content = read_stored(path)
-    array = parse_idx(content, path)  # structural errors are the clearer message
+    array = parse_idx(content, path, ndim)  # structural errors are the clearer message
     problem = _checksum_problem(name, path.name.removesuffix(".gz"), stored, content)
     if problem:
         raise DataError(f"{path}: {problem}. The file is corrupt or not the official "

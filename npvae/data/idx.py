@@ -47,11 +47,16 @@ def read_stored(path):
                         "the file is damaged or incompletely downloaded") from exc
 
 
-def parse_idx(content, path="<bytes>"):
+EXPECTED_SHAPES = {1: "labels (N,)", 3: "images (N, rows, columns)"}
+
+
+def parse_idx(content, path="<bytes>", ndim=None):
     """Decode IDX bytes into an array of shape ``dims`` in native byte order.
 
-    ``path`` is used only in error messages. Every inconsistency between the
-    header and the payload length raises ``DataError``.
+    ``path`` is used only in error messages. ``ndim``, when given, is the number of
+    dimensions the file must have (images 3, labels 1); it is checked before anything is
+    computed from the sizes. Every inconsistency between the header and the payload
+    length raises ``DataError``.
     """
     if len(content) < 4:
         raise DataError(f"{path}: too short for an IDX header "
@@ -65,6 +70,10 @@ def parse_idx(content, path="<bytes>"):
                         f"(known: {', '.join(f'0x{c:02x}' for c in IDX_DTYPES)})")
     if ndims == 0:
         raise DataError(f"{path}: IDX header declares 0 dimensions")
+    if ndim is not None and ndims != ndim:
+        raise DataError(f"{path}: the IDX header declares {ndims} dimensions, but a file of "
+                        f"{EXPECTED_SHAPES.get(ndim, f'{ndim}-D data')} has {ndim}; the file is "
+                        f"damaged or not the kind expected here")
 
     header_len = 4 + 4 * ndims
     if len(content) < header_len:
@@ -90,13 +99,13 @@ def parse_idx(content, path="<bytes>"):
     return values.astype(dtype.newbyteorder("="))
 
 
-def read_idx(path):
+def read_idx(path, ndim=None):
     """Read an IDX file (gzip-compressed or raw) into a NumPy array.
 
     Returns an array whose shape is the file's dimensions, e.g. MNIST images
     ``(60000, 28, 28)`` uint8 and labels ``(60000,)`` uint8. Multi-byte types
     are converted to native byte order. Malformed files raise ``DataError``
-    naming the file and the problem.
+    naming the file and the problem; ``ndim`` is the number of dimensions required.
     """
     _, content = read_stored(path)
-    return parse_idx(content, path)
+    return parse_idx(content, path, ndim)

@@ -28,7 +28,7 @@ import numpy as np
 from .finite_differences import (DEFAULT_STEP, DEFAULT_TOLERANCE, TensorCheck, entries_to_nudge,
                         finite_difference_check, relative_error)
 from ..losses import BernoulliLoss, GaussianKL, GaussianLoss, gaussian_kl, kl_grad_sigma
-from ..nn import (LOGVAR_MAX, LOGVAR_MIN, ConditionedConv2d, Conv2d, ConvTranspose2d, Flatten, Linear, Parameter, ReLU,
+from ..nn import (POSTERIOR_LOGVAR_MAX, POSTERIOR_LOGVAR_MIN, ConditionedConv2d, Conv2d, ConvTranspose2d, Flatten, Linear, Parameter, ReLU,
                  Reparameterize, Sequential, Sigmoid, Unflatten)
 from ..runtime import blas_threads
 from ..models.architecture import build_decoder, build_encoder
@@ -416,12 +416,12 @@ def reparameterize(rng, batch=BATCH, latent_dim=2, clamped=False, note="",
 
 
 def _push_outside_clamp(rng, logvar, upper=True):
-    """Move about a third of the entries (at least one) 1 to 10 beyond [LOGVAR_MIN, LOGVAR_MAX]."""
+    """Move about a third of the entries (at least one) 1 to 10 beyond [POSTERIOR_LOGVAR_MIN, POSTERIOR_LOGVAR_MAX]."""
     flat = logvar.reshape(-1)
     chosen = rng.choice(flat.size, size=max(1, flat.size // 3), replace=False)
     low = (rng.random(chosen.size) < 0.5) | (not upper)
-    flat[chosen] = np.where(low, LOGVAR_MIN - rng.uniform(1, 10, chosen.size),
-                            LOGVAR_MAX + rng.uniform(1, 10, chosen.size))
+    flat[chosen] = np.where(low, POSTERIOR_LOGVAR_MIN - rng.uniform(1, 10, chosen.size),
+                            POSTERIOR_LOGVAR_MAX + rng.uniform(1, 10, chosen.size))
 
 
 def encoder(rng, in_channels=1, batch=BATCH, note="", max_entries=DEFAULT_MAX_ENTRIES,

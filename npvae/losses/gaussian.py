@@ -19,7 +19,7 @@ Hand-written gradients:
 
 The variance is either fixed (a constant sigma^2) or learned: one log-variance per pixel,
 a trainable Parameter shared by all images, whose gradient is the batch mean of d NLL / d s.
-A learned log-variance is clamped to [LOGVAR_MIN, LOGVAR_MAX] = [log 1e-3, log 10]: on
+A learned log-variance is clamped to [PIXEL_LOGVAR_MIN, PIXEL_LOGVAR_MAX] = [log 1e-3, log 10]: on
 MNIST many pixels are exactly 0 in every image, and without a floor their variance would
 shrink towards 0 and the density grow without bound. Where the clamp is active the loss does
 not depend on the parameter and its gradient is 0 (the convention of ``clamp_logvar``).
@@ -35,13 +35,13 @@ import numpy as np
 from ..nn import sigmoid
 
 LOG_2PI = math.log(2 * math.pi)
-LOGVAR_MIN, LOGVAR_MAX = math.log(1e-3), math.log(10.0)
+PIXEL_LOGVAR_MIN, PIXEL_LOGVAR_MAX = math.log(1e-3), math.log(10.0)
 
 
 def clamp_pixel_logvar(logvar):
     """Clamped per-pixel log-variance and the mask where the clamp is inactive."""
     logvar = np.asarray(logvar)
-    return np.clip(logvar, LOGVAR_MIN, LOGVAR_MAX), (logvar >= LOGVAR_MIN) & (logvar <= LOGVAR_MAX)
+    return np.clip(logvar, PIXEL_LOGVAR_MIN, PIXEL_LOGVAR_MAX), (logvar >= PIXEL_LOGVAR_MIN) & (logvar <= PIXEL_LOGVAR_MAX)
 
 
 def _rows(array, n):

@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from ..losses import BernoulliLoss, GaussianLoss, bernoulli_nll, clamp_pixel_logvar, gaussian_nll
-from ..losses.gaussian import LOGVAR_MAX, LOGVAR_MIN
+from ..losses.gaussian import PIXEL_LOGVAR_MAX, PIXEL_LOGVAR_MIN
 from ..nn import Linear, Module, Parameter, Reparameterize, sigmoid
 from ..nn.init import default_rng
 from .architecture import FEATURES, IMAGE_SHAPE, build_decoder, build_encoder
@@ -46,9 +46,9 @@ class VAE(Module):
         self.decoder = build_decoder(self.latent_dim + self.condition_dim, rng)
         self.reparameterize = Reparameterize()
         if likelihood == "gaussian" and variance == "learned":
-            if not LOGVAR_MIN <= math.log(self.pixel_variance) <= LOGVAR_MAX:
+            if not PIXEL_LOGVAR_MIN <= math.log(self.pixel_variance) <= PIXEL_LOGVAR_MAX:
                 raise ValueError(f"{type(self).__name__}: a learned variance starts inside "
-                                 f"[{math.exp(LOGVAR_MIN):g}, {math.exp(LOGVAR_MAX):g}], "
+                                 f"[{math.exp(PIXEL_LOGVAR_MIN):g}, {math.exp(PIXEL_LOGVAR_MAX):g}], "
                                  f"got pixel_variance={pixel_variance}")
             # Assigned last: a Bernoulli model's parameters, their order and the draws
             # from ``rng`` are the same as before this option existed.

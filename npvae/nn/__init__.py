@@ -5,9 +5,9 @@ from .conv import Conv2d
 from .conv_transpose import ConvTranspose2d
 from .linear import Linear
 from .module import Module, Parameter, Sequential
-from .reparameterize import LOGVAR_MAX, LOGVAR_MIN, Reparameterize, clamp_logvar
+from .reparameterize import POSTERIOR_LOGVAR_MAX, POSTERIOR_LOGVAR_MIN, Reparameterize, clamp_logvar
 from .reshape import Flatten, Unflatten
 
 __all__ = ["Module", "Parameter", "Sequential", "Linear", "Conv2d", "ConditionedConv2d", "ConvTranspose2d",
            "ReLU", "Sigmoid", "sigmoid", "Flatten", "Unflatten", "Reparameterize",
-           "clamp_logvar", "LOGVAR_MIN", "LOGVAR_MAX"]
+           "clamp_logvar", "POSTERIOR_LOGVAR_MIN", "POSTERIOR_LOGVAR_MAX"]

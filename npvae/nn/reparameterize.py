@@ -5,7 +5,7 @@ sigma = exp(logvar / 2). Its Jacobians are coded directly (eq. 25-26):
     dz/dsigma = diag(eps) -> grad_sigma = grad_z * eps
 and dsigma/dlogvar = sigma / 2, so grad_logvar = grad_z * eps * sigma / 2.
 
-Numerical safety: logvar is clamped to [LOGVAR_MIN, LOGVAR_MAX] = [-30, 20] before
+Numerical safety: logvar is clamped to [POSTERIOR_LOGVAR_MIN, POSTERIOR_LOGVAR_MAX] = [-30, 20] before
 exp, so sigma stays in [3e-7, 2.2e4] and nothing overflows in float32. Where the clamp
 is active the output does not depend on logvar, so its gradient is masked to zero
 there; the KL term (npvae.losses.gaussian_kl) clamps with the same bounds.
@@ -14,12 +14,12 @@ import numpy as np
 
 from .module import Module
 
-LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
+POSTERIOR_LOGVAR_MIN, POSTERIOR_LOGVAR_MAX = -30.0, 20.0
 
 
 def clamp_logvar(logvar):
     """Clamped logvar and the mask of entries where the clamp is inactive (gradient flows)."""
-    return np.clip(logvar, LOGVAR_MIN, LOGVAR_MAX), (logvar >= LOGVAR_MIN) & (logvar <= LOGVAR_MAX)
+    return np.clip(logvar, POSTERIOR_LOGVAR_MIN, POSTERIOR_LOGVAR_MAX), (logvar >= POSTERIOR_LOGVAR_MIN) & (logvar <= POSTERIOR_LOGVAR_MAX)
 
 
 class Reparameterize(Module):

@@ -6,8 +6,9 @@ from .iwae import (IWAE_STREAMS, LOG_2PI, IWAEEstimate, evaluate_iwae, iwae_log_
                    log_standard_normal, model_iwae, standard_error)
 from .latents import posterior_means
 from .run import evaluate_run
+from .sharded import cluster_iwae, sharded_iwae
 
 __all__ = ["elbo_per_image", "evaluate_elbo", "summarize", "grid_log_integral",
            "model_grid_log_likelihood", "IWAE_STREAMS", "LOG_2PI", "IWAEEstimate", "evaluate_iwae",
            "iwae_log_likelihood", "log_mean_exp", "log_standard_normal", "model_iwae",
-           "standard_error", "posterior_means", "evaluate_run"]
+           "standard_error", "posterior_means", "evaluate_run", "sharded_iwae", "cluster_iwae"]

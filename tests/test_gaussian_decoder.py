@@ -139,7 +139,7 @@ def test_a_short_gaussian_run_trains_saves_its_variance_and_supports_iwae(tmp_pa
     assert rows[1]["train_total"] < rows[0]["train_total"]
     assert rows[1]["test_total"] < rows[0]["test_total"]
 
-    iwae = evaluate_iwae(model, images, labels, 50, seed=0, batch_size=300, progress=False)
+    iwae = evaluate_iwae(model, images, labels, 50, rng=0, batch_size=300, progress=False)
     assert np.all(np.isfinite(iwae["log_px"]))
     assert iwae["mean"] > -before - 5          # above the ELBO, up to Monte Carlo noise
 

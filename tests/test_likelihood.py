@@ -135,7 +135,7 @@ def test_conv_iwae_is_above_the_elbo_and_grows_with_k(kind):
     images, labels = random_images(4)
     images = np.repeat(images, 10, axis=0)             # 10 independent estimates per image
     labels = np.repeat(labels, 10)
-    estimates = {k: evaluate_iwae(model, images, labels, k, seed=k, batch_size=500, progress=False)
+    estimates = {k: evaluate_iwae(model, images, labels, k, rng=k, batch_size=500, progress=False)
                  for k in (1, 10, 100)}
     recon, kl = elbo_per_image(model, images, labels, np.random.default_rng(0))
     elbo = float(np.mean(-(recon + kl)))
@@ -164,8 +164,8 @@ def test_iwae_1_is_the_single_sample_elbo_in_expectation():
 def test_conv_iwae_does_not_depend_on_how_the_samples_are_batched():
     model = VAE(2, rng=2)
     images, labels = random_images(3, seed=2)
-    a = evaluate_iwae(model, images, labels, 40, seed=0, batch_size=1000, progress=False)
-    b = evaluate_iwae(model, images, labels, 40, seed=0, batch_size=40, progress=False)
+    a = evaluate_iwae(model, images, labels, 40, rng=0, batch_size=1000, progress=False)
+    b = evaluate_iwae(model, images, labels, 40, rng=0, batch_size=40, progress=False)
     np.testing.assert_allclose(a["log_px"], b["log_px"], rtol=1e-5)
 
 
@@ -176,7 +176,7 @@ def test_grid_agrees_with_iwae_on_a_conv_vae():
     for i in range(1):
         x = to_float(images[i:i + 1], model.dtype)
         grid = model_grid_log_likelihood(model, x, size=80, prior_size=40, batch_size=2000)
-        iwae = evaluate_iwae(model, images[i:i + 1], labels[i:i + 1], 3000, seed=i, batch_size=1500,
+        iwae = evaluate_iwae(model, images[i:i + 1], labels[i:i + 1], 3000, rng=i, batch_size=1500,
                              progress=False)
         assert iwae["mean"] <= grid["log_px"] + 0.05
         assert iwae["mean"] == pytest.approx(grid["log_px"], abs=0.5)

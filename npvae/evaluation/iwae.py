@@ -148,13 +148,27 @@ def posterior(model, x, labels):
     return mu.astype(np.float64), logvar, np.exp(0.5 * logvar)
 
 
+def iwae_seed(rng):
+    """The words (a tuple of non-negative ints) the per-image streams are seeded from: ``rng``
+    as an int or a tuple of ints, one number drawn from it if it is a Generator, fresh entropy
+    for None. Raises ValueError for anything else."""
+    if rng is None:
+        return (np.random.SeedSequence().entropy,)
+    if isinstance(rng, np.random.Generator):
+        return (int(rng.integers(2 ** 63)),)
+    words = tuple(rng) if isinstance(rng, (tuple, list)) else (rng,)
+    if not words or not all(isinstance(w, (int, np.integer)) and w >= 0 for w in words):
+        raise ValueError(f"the IWAE seed must be a non-negative integer, a tuple of them or a "
+                         f"numpy Generator; got {rng!r}")
+    return tuple(int(w) for w in words)
+
+
 def image_streams(seed, first_index, count):
     """One Generator per image: image ``first_index + i`` draws from
-    ``default_rng([*seed, first_index + i])`` (``seed`` an int or a tuple of ints). An image's
-    draws then depend only on the seed and its own index, never on which other images share
-    its block, shard or machine."""
-    words = list(seed) if isinstance(seed, (tuple, list)) else [seed]
-    return [np.random.default_rng([*words, first_index + i]) for i in range(count)]
+    ``default_rng([*seed, first_index + i])`` (``seed`` as :func:`iwae_seed` returns it). An
+    image's draws then depend only on the seed and its own index, never on which other images
+    share its block, shard or machine."""
+    return [np.random.default_rng([*seed, first_index + i]) for i in range(count)]
 
 
 def model_iwae(model, x, labels, num_samples, rng=None, batch_size=1000, on_decode=None, parallel=None):
@@ -213,38 +227,34 @@ def images_per_block(num_samples, batch_size):
     return max(1, int(batch_size) // int(num_samples))
 
 
-def _check_seed(seed):
-    words = list(seed) if isinstance(seed, (tuple, list)) else [seed]
-    if not words or not all(isinstance(w, (int, np.integer)) and w >= 0 for w in words):
-        raise ValueError(f"the IWAE seed must be a non-negative integer or a tuple of them, got {seed!r}")
-
-
 def iwae_block(model, images, labels, num_samples, seed, batch_size, first_index, on_decode=None):
-    """IWAE_K of one block of uint8 ``images`` (image ``first_index + i`` on its own stream):
-    -> (log_px, elbo, ess), each (n,). Runs on the calling thread."""
+    """IWAE_K of one block of uint8 ``images`` (image ``first_index + i`` on its own stream,
+    ``seed`` from :func:`iwae_seed`): -> (log_px, elbo, ess), each (n,). Runs on the calling
+    thread."""
     x = to_float(images, model.dtype)
     estimate = model_iwae(model, x, labels, num_samples,
                           image_streams(seed, first_index, len(images)), batch_size, on_decode)
     return estimate.log_px, estimate.elbo, estimate.ess
 
 
-def evaluate_iwae(model, images, labels, num_samples, seed=0, batch_size=1000, progress=True,
+def evaluate_iwae(model, images, labels, num_samples, rng=None, batch_size=1000, progress=True,
                   workers=None, first_index=0):
     """IWAE_K over uint8 ``images`` (with their true labels for a CVAE).
 
-    Image i draws its z's from its own stream (:func:`image_streams`: ``seed`` and
-    ``first_index + i``), and images are evaluated in blocks of
-    :func:`images_per_block` counted from the first, each block on one thread with one BLAS
-    thread, ``workers`` blocks at a time (default: one per core). A block's numbers therefore
-    do not depend on the worker count, and evaluating images[a:b] with ``first_index=a`` (a
-    a multiple of the block size) gives exactly the same per-image values as evaluating all
-    images: that is how npvae.evaluation.sharded splits the test set over a cluster.
+    Image i draws its z's from its own stream (:func:`image_streams`), seeded by ``rng`` (an
+    int or a tuple of ints; a Generator gives one seed drawn from it) and ``first_index + i``.
+    Images are evaluated in blocks of :func:`images_per_block` counted from the first, each
+    block on one thread with one BLAS thread, ``workers`` blocks at a time (default: one per
+    core). A block's numbers therefore do not depend on the worker count, and evaluating
+    images[a:b] with ``first_index=a`` (a multiple of the block size) gives exactly the same
+    per-image values as evaluating all images: that is how npvae.evaluation.sharded splits the
+    test set over a cluster.
 
     Returns a dict (:func:`iwae_summary`): per-image ``log_px``, ``elbo`` and ``ess`` arrays,
     the means and standard errors of the first two, the median and smallest ESS, ``seconds``
     and ``samples_per_s`` (decoded z's per second).
     """
-    _check_seed(seed)
+    seed = iwae_seed(rng)
     n = len(images)
     workers = default_workers() if workers is None else int(workers)
     if workers < 1:

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from ..models import build_model
 from ..runtime import blas_threads, shard_slices
 from ..runtime.cluster import map_unordered, open_cluster
-from .iwae import evaluate_iwae, images_per_block, iwae_summary
+from .iwae import evaluate_iwae, images_per_block, iwae_seed, iwae_summary
 
 SHARDS_PER_WORKER = 4      # more shards than workers, so a slow worker holds up little
 
@@ -38,12 +38,13 @@ def shard_bounds(n, num_samples, batch_size, shards):
     return [slice(b.start * per_block, min(b.stop * per_block, n)) for b in shard_slices(blocks, shards)]
 
 
-def sharded_iwae(model, images, labels, num_samples, seed=0, batch_size=1000, client=None,
+def sharded_iwae(model, images, labels, num_samples, rng=None, batch_size=1000, client=None,
                  shards=None, progress=True):
     """:func:`~npvae.evaluation.iwae.evaluate_iwae`, its shards run on ``client``'s workers
     (None: in this process, one shard after another). ``shards`` defaults to four per worker.
     Returns the same dict, with per-image values identical to evaluate_iwae's."""
     n = len(images)
+    seed = iwae_seed(rng)          # fixed here, so that every shard uses the same one
     if shards is None:
         workers = 1 if client is None else max(1, len(client.scheduler_info()["workers"]))
         shards = SHARDS_PER_WORKER * workers
@@ -69,10 +70,10 @@ def sharded_iwae(model, images, labels, num_samples, seed=0, batch_size=1000, cl
     return iwae_summary(num_samples, log_px, elbo, ess, time.perf_counter() - started)
 
 
-def cluster_iwae(model, images, labels, num_samples, seed=0, batch_size=1000, cluster="local",
+def cluster_iwae(model, images, labels, num_samples, rng=None, batch_size=1000, cluster="local",
                  progress=True):
     """:func:`sharded_iwae` on ``cluster`` ('local', a scheduler address, or 'none'; see
     npvae.runtime.cluster), opened for this evaluation and closed after it."""
     with open_cluster(cluster) as client:
-        return sharded_iwae(model, images, labels, num_samples, seed, batch_size, client,
+        return sharded_iwae(model, images, labels, num_samples, rng, batch_size, client,
                             progress=progress)

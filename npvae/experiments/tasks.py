@@ -12,6 +12,7 @@ A run that fails for a reason of its own (its loss diverged) returns a ``failed`
 with the message, and the sweep goes on; any other error (missing data, a directory holding
 another run) stops the sweep.
 """
+import os
 import time
 from dataclasses import dataclass
 
@@ -63,7 +64,9 @@ def run_state(run_dir):
     if run.is_finished():
         return "finished", run.read_metrics()[-1]["epoch"]
     if run.has_checkpoint():
-        return "partial", run.read_metrics()[-1]["epoch"]
+        # A run killed between its first checkpoint and its first metrics.csv has no table yet.
+        rows = run.read_metrics() if os.path.exists(run.file(run.METRICS)) else []
+        return "partial", rows[-1]["epoch"] if rows else 0
     return "new", 0
 
 

@@ -1,7 +1,7 @@
 """A beta x latent-size study over seeds, on a Dask cluster: the same as ``npvae sweep``.
 
-    # the study of the README: 4 betas x 4 latent sizes x 3 seeds, 10 epochs (3 of KL warm-up), IWAE-1000 on 1,000
-    # test images, on this machine's cores (about 2.6 hours on 2 idle cores, estimated):
+    # the study of the README: 4 betas x 4 latent sizes x 3 seeds, 10 epochs (3 of KL warm-up),
+    # IWAE-1000 on 1,000 test images, on this machine's cores (about 2.6 hours on 2 idle cores):
     python examples/sweep.py --betas 0.5 1 2 4 --latents 2 8 16 32 --seeds 0 1 2 --epochs 10 \\
         --warmup-epochs 3 --iwae-k 1000 --iwae-subset 1000 --out runs/study
     # a quick look, in this process:

@@ -209,17 +209,6 @@ def test_npvae_evaluate_on_a_cluster_files_the_serial_figures(cluster_address, r
         assert results["none"][key] == results[cluster_address][key], key
 
 
-def test_without_dask_cluster_local_fails_with_one_line_saying_how_to_install_it(monkeypatch, tmp_path, capsys):
-    monkeypatch.setitem(sys.modules, "distributed", None)          # `import distributed` now fails
-    from npvae.cli import build_parser
-    assert build_parser().parse_args(["sweep"]).cluster == "none"      # the default without Dask
-    assert main([*ARGS, "--cluster", "local", "--out", str(tmp_path / "sweep")]) == 1
-    error = capsys.readouterr().err.strip()
-    assert len(error.splitlines()) == 1 and 'pip install -e ".[cluster]"' in error
-    assert not os.path.exists(tmp_path / "sweep")                       # failed before doing anything
-    assert main(["evaluate", str(tmp_path), "--iwae-k", "5", "--cluster", "local"]) == 1
-
-
 def test_after_the_drivers_warm_up_a_worker_compiles_nothing(tmp_path):
     """The driver compiles every Numba kernel a task uses into the cache; a fresh process that
     then runs a VAE and a CVAE task (training, test ELBO, IWAE) finds all of them there."""

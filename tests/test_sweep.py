@@ -3,6 +3,7 @@ this process (--cluster none), failed runs, and clear errors. The cluster itself
 import math
 import os
 import shlex
+import sys
 
 import numpy as np
 import pytest
@@ -139,3 +140,16 @@ def test_runs_that_diverge_are_recorded_as_failed_and_the_sweep_goes_on(tmp_path
 def test_a_bad_cluster_is_one_clear_line(tmp_path, capsys):
     assert main(["sweep", "--betas", "1", *TINY[:-2], "--cluster", "lcoal", "--out", str(tmp_path)]) == 1
     assert "--cluster must be 'none', 'local' or a scheduler address" in capsys.readouterr().err
+
+
+def test_without_dask_cluster_local_fails_with_one_line_saying_how_to_install_it(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "distributed", None)          # `import distributed` now fails
+    from npvae.cli import build_parser
+    assert build_parser().parse_args(["sweep"]).cluster == "none"      # the default without Dask
+    assert main(["sweep", "--betas", "1", *TINY[:-2], "--cluster", "local",
+                 "--out", str(tmp_path / "sweep")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and 'pip install -e ".[cluster]"' in error
+    assert not os.path.exists(tmp_path / "sweep")                       # failed before doing anything
+    assert main(["evaluate", str(tmp_path), "--iwae-k", "5", "--cluster", "local"]) == 1
+    assert 'pip install -e ".[cluster]"' in capsys.readouterr().err

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..data import load_dataset, to_float
 from ..runs import RunDirectory, evaluation_key, open_model
-from ..runtime.cluster import check_cluster
+from ..runtime.cluster import check_cluster, require_distributed
 from .elbo import elbo_per_image, summarize
 from .grid import model_grid_log_likelihood
 from .iwae import IWAE_STREAMS, evaluate_iwae, standard_error
@@ -106,7 +106,8 @@ def evaluate_run(run_dir, dataset=None, data_root=None, subset=None, seed=0, iwa
         raise ValueError(f"--workers must be >= 1, got {workers}")
     if subset is not None and subset < 1:
         raise ValueError(f"--subset must be >= 1, got {subset}")
-    check_cluster(cluster)
+    if check_cluster(cluster) != "none":
+        require_distributed(cluster)      # fail now, with the install hint, if Dask is missing
     run = RunDirectory(run_dir) if os.path.isdir(run_dir) else None
     model = open_model(run_dir)
     dataset = dataset or (run.dataset if run is not None and run.exists() else "mnist")

@@ -34,6 +34,8 @@ from .tasks import IWAESettings, RunTask, needs_worker, run_task
 RESULT_COLUMNS = ("name", *AXES, "status", "action", "started_from_epoch", "epochs", "train_recon",
                   "train_kl", "train_neg_elbo", "test_recon", "test_kl", "test_neg_elbo", "iwae_k",
                   "iwae_images", "test_log_px", "test_log_px_se", "seconds", "message", "run_dir")
+AXIS_PLURALS = {"model": "models", "dataset": "data sets", "likelihood": "decoders",
+                "warmup_epochs": "warm-ups", "beta": "betas", "latent_dim": "latent sizes", "seed": "seeds"}
 PACKAGES = ("npvae", "numpy", "numba", "scipy", "matplotlib", "tqdm", "dask", "distributed")
 GRID_FLAGS = {"model": "--models", "dataset": "--datasets", "likelihood": "--likelihoods",
               "warmup_epochs": "--warmup-epochs", "beta": "--betas", "latent_dim": "--latents",
@@ -126,7 +128,7 @@ def run_sweep(grid, out, settings=None, iwae_k=None, iwae_subset=1000, iwae_batc
                 "command": sweep_command(grid, out, settings, iwae, cluster), "versions": versions(),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     os.makedirs(out, exist_ok=True)
-    shape = " x ".join(f"{len(v)} {axis}" for axis, v in grid.axes().items() if len(v) > 1)
+    shape = " x ".join(f"{len(v)} {AXIS_PLURALS[axis]}" for axis, v in grid.axes().items() if len(v) > 1)
     log(f"npvae sweep: {len(tasks)} runs{f' ({shape})' if shape else ''} on --cluster {cluster} -> {out}")
 
     started = time.perf_counter()

@@ -52,6 +52,16 @@ def class_names(dataset):
     return CLASS_NAMES.get(dataset, CLASS_NAMES["mnist"])
 
 
+# What one image of a data set is called in captions and titles ("each test digit above ...").
+ITEM_NOUNS = {"mnist": "digit", "fashion-mnist": "item"}
+
+
+def item_noun(dataset):
+    """The noun for one image of ``dataset``: "digit" (MNIST), "item" (Fashion-MNIST), and a
+    neutral "image" for any other data set, whose contents nothing here knows."""
+    return ITEM_NOUNS.get(dataset, "image")
+
+
 SYSTEM_DIRS = {"fashion-mnist": ("/usr/share/datasets/fashion-mnist",)}
 
 

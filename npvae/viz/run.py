@@ -7,6 +7,7 @@ never one Python call per image.
 import numpy as np
 
 from ..data import class_names, load_dataset
+from ..data.datasets import item_noun
 from ..evaluation import posterior_means
 from ..runs import RunDirectory
 
@@ -49,6 +50,7 @@ class Run:
         self.latent_dim = self.model.latent_dim
         self.dataset = self.config.get("dataset", "mnist")
         self.class_names = class_names(self.dataset)
+        self.noun = item_noun(self.dataset)  # "digit", "item", ...: one image, in titles
         self._test = None
         self._latent = None
 

@@ -3,9 +3,9 @@ import argparse
 import sys
 
 from .. import __version__
-from . import evaluate, export, gradcheck, inspect, plot, report, sweep, train
+from . import evaluate, export, gradcheck, inspect, plot, pretrained, report, sweep, train
 
-SUBCOMMANDS = (train, evaluate, sweep, plot, report, export, gradcheck, inspect)
+SUBCOMMANDS = (train, evaluate, sweep, plot, report, export, gradcheck, inspect, pretrained)
 
 
 def build_parser():

@@ -273,3 +273,14 @@ def test_plot_evaluate_and_report_work_on_a_run_of_own_data(tmp_path):
         assert metrics["train"]["images"] == 200 and metrics["test"]["images"] == 100
         assert ("linear_probe" in metrics) == (name == "cvae")
         assert "Latent quality" in open(f"{out}/report.html").read()
+
+
+def test_sweep_trains_on_own_data(tmp_path):
+    path = write_npz(tmp_path / "three.npz", **synthetic())
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--dataset", path, "--betas", "1", "--latents", "2", "--epochs", "1",
+                 "--batch-size", "32", "--iwae-k", "4", "--iwae-subset", "8", "--out", str(out),
+                 "--no-progress"]) == 0
+    saved = json.loads((out / "beta1-latent2" / "config.json").read_text())
+    assert saved["dataset"] == path and "three.npz" in saved["data"]["sha256"]
+    assert json.loads((out / "sweep.json").read_text())["runs"][0]["iwae_images"] == 8

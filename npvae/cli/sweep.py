@@ -23,6 +23,9 @@ def add_parser(subparsers):
     p.add_argument("--latents", type=int, nargs="+", default=list(DEFAULT_LATENTS), metavar="D",
                    help="latent sizes (default: %(default)s)")
     p.add_argument("--model", choices=("vae", "cvae"), default="vae", help="default: %(default)s")
+    p.add_argument("--dataset", default=defaults.dataset, metavar="NAME_OR_PATH",
+                   help="mnist, fashion-mnist, or your own data (an IDX folder or an .npz, as for "
+                        "`npvae train`; default: %(default)s)")
     p.add_argument("--epochs", type=int, default=defaults.epochs, help="default: %(default)s")
     p.add_argument("--warmup-epochs", type=int, default=defaults.warmup_epochs,
                    help="KL warm-up to each run's beta (default: %(default)s)")
@@ -48,7 +51,7 @@ def add_parser(subparsers):
 def run(args):
     sweep(args.betas, args.latents, args.out, iwae_k=args.iwae_k, iwae_subset=args.iwae_subset,
           iwae_batch_size=args.iwae_batch_size, data_root=args.data, progress=not args.no_progress,
-          model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+          model=args.model, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
           warmup_epochs=args.warmup_epochs, seed=args.seed, limit=args.limit,
           test_limit=args.test_limit)
     return 0

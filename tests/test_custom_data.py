@@ -184,7 +184,8 @@ def test_bad_idx_folders(tmp_path):
 
 
 def test_paths_that_are_not_data_sets(tmp_path):
-    with pytest.raises(DataError, match="no such file or folder"):
+    with pytest.raises(DataError, match="unknown dataset '.*nowhere': not one of mnist, fashion-mnist, "
+                                        "and no such file or folder"):
         load_dataset(str(tmp_path / "nowhere"), "train")
     (tmp_path / "data.csv").write_text("1,2\n")
     with pytest.raises(DataError, match="must be an .npz"):
@@ -217,7 +218,7 @@ def test_names_labels_and_sources(tmp_path, monkeypatch):
     assert dataset_source("mnist") is None
     config = TrainConfig(dataset="digits.npz").validate()
     assert config.dataset == path
-    with pytest.raises(DataError, match="no such file or folder"):
+    with pytest.raises(DataError, match="unknown dataset 'fashion'"):
         TrainConfig(dataset="fashion").validate()
 
 
@@ -253,7 +254,7 @@ def test_a_cvae_on_unlabelled_data_is_refused_naming_the_file(tmp_path, capsys):
 def test_cli_refuses_an_unknown_dataset_in_one_line(tmp_path, capsys):
     code = main(["train", "--dataset", "fashion", "--out", str(tmp_path / "run"), "--no-progress"])
     err = capsys.readouterr().err
-    assert code == 1 and err.count("\n") == 1 and "fashion: no such file or folder" in err
+    assert code == 1 and err.count("\n") == 1 and "unknown dataset 'fashion'" in err
 
 
 def test_plot_evaluate_and_report_work_on_a_run_of_own_data(tmp_path):

@@ -45,8 +45,8 @@ def resolve_path(name):
     """The absolute path of a data set given as a path, checked to be an .npz file or a folder."""
     path = Path(name).expanduser()
     if not path.exists():
-        raise DataError(f"{name}: no such file or folder (a data set is 'mnist', 'fashion-mnist', "
-                        f"a folder of IDX files or an .npz file)")
+        raise DataError(f"unknown dataset {name!r}: not one of mnist, fashion-mnist, and no such file "
+                        f"or folder (your own data set is a folder of IDX files or an .npz file)")
     if path.is_file() and path.suffix != ".npz":
         raise DataError(f"{name}: a data set file must be an .npz (with x_train, x_test and "
                         f"optionally y_train, y_test); for IDX files give their folder")

@@ -82,16 +82,16 @@ def latent_space_figure(run, rng=None):
 
 def traversal_figure(run, rng=None, label=None):
     """Figure 4 (paper Fig. 3): decode a regular grid over [-3, 3]^2 of two latent axes (for
-    d > 2 the two most active dimensions, ``run.traversal_axes()``, other coordinates 0)."""
+    d > 2 the two most active dimensions, the others at their mean: ``run.traversal_axes()``)."""
     values = np.linspace(-TRAVERSAL_RANGE, TRAVERSAL_RANGE, TRAVERSAL_STEPS)
-    axes, names = run.traversal_axes()
+    origin, axes, names = run.traversal_axes()
     if run.latent_dim == 1:
         a, b, rows = values, np.zeros_like(values), [""]
     else:
         b, a = np.meshgrid(values[::-1], values, indexing="ij")  # top row: largest z2
         rows = [f"{v:g}" for v in values[::-1]]
     coords = np.stack([a.ravel(), b.ravel()], axis=-1)[:, :axes.shape[1]]
-    images = run.decode(coords @ axes.T, label)
+    images = run.decode(origin + coords @ axes.T, label)
     nrows = 1 if run.latent_dim == 1 else TRAVERSAL_STEPS
     fig, ax = digits_figure(nrows, TRAVERSAL_STEPS, 8.4, 1.0, 0.6 if nrows > 1 else 0.2)
     show_digits(ax, images, nrows, TRAVERSAL_STEPS, col_labels=[f"{v:g}" for v in values],
@@ -101,8 +101,8 @@ def traversal_figure(run, rng=None, label=None):
     title = (f"{run.kind.upper()} latent traversal: decoded grid over "
              f"[-{TRAVERSAL_RANGE:g}, {TRAVERSAL_RANGE:g}]$^2${condition}")
     if run.latent_dim > 2:
-        title += ("\nalong the two most active dimensions (largest variance of the test means), "
-                  "other coordinates 0")
+        title += ("\nalong the two most active dimensions (most varying test means), "
+                  "the others at their mean")
     ax.set_title(title, fontsize=11)
     return fig
 

@@ -139,14 +139,19 @@ class Run:
         return self._tsne
 
     def traversal_axes(self):
-        """(d, k) unit vectors and names of the latent traversal's axes: the latent coordinates
-        themselves for d <= 2; for d > 2 the two most active dimensions, those whose means vary
-        most over the test sample (Var_x mu_u, as the active units count them)."""
+        """The latent traversal's plane: (origin (d,), unit vectors (d, k), axis names). For
+        d <= 2 the latent coordinates themselves, origin 0; for d > 2 the two most active
+        dimensions, those whose means vary most over the test sample (Var_x mu_u, as the active
+        units count them), with every other coordinate held at its mean over that sample, so
+        the decoded grid stays where the data's codes are."""
         if self.latent_dim <= 2:
-            return np.eye(self.latent_dim), self.latent()["names"]
-        variances, _ = active_units(self.latent()["means"])
+            return np.zeros(self.latent_dim), np.eye(self.latent_dim), self.latent()["names"]
+        means = self.latent()["means"].astype(np.float64)
+        variances, _ = active_units(means)
         top = np.sort(np.argsort(-variances, kind="stable")[:2])
-        return (np.eye(self.latent_dim)[:, top],
+        origin = means.mean(axis=0)
+        origin[top] = 0
+        return (origin, np.eye(self.latent_dim)[:, top],
                 [f"$z_{{{u + 1}}}$ (Var$_x\\,\\mu$ = {variances[u]:.2f})" for u in top])
 
     def plane(self, a, b):

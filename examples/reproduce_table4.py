@@ -6,16 +6,14 @@ final epoch's train and test figures in benchmarks/results/reproduce_mnist.json.
 Runs that already finished are reused; interrupted ones are resumed.
 """
 import argparse
-import json
 import os
 import statistics
 
 from npvae.files import atomic_write_text
-from npvae.runs import RunDirectory, TrainConfig
-from npvae.training import train
+from npvae.runs import PAPER_TABLE4, RunDirectory, TrainConfig, json_text
+from npvae.training import ensure_trained
 
-PAPER = {"vae": {"recon": 138.00, "kl": 6.59, "total": 144.59},
-         "cvae": {"recon": 124.36, "kl": 4.80, "total": 129.16}}
+PAPER = {kind: dict(zip(("recon", "kl", "total"), values)) for kind, values in PAPER_TABLE4.items()}
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--runs", default="runs")
@@ -27,10 +25,9 @@ args = parser.parse_args()
 results = {"command": "python examples/reproduce_table4.py", "seed": args.seed, "paper_table4": PAPER}
 for kind in ("vae", "cvae"):
     run_dir = os.path.join(args.runs, f"{kind}-mnist")
-    if not os.path.exists(os.path.join(run_dir, "model.npz")):
-        resume = os.path.exists(os.path.join(run_dir, "checkpoint.npz"))
-        train(TrainConfig(model=kind, seed=args.seed), run_dir, resume=resume)
-    rows = RunDirectory(run_dir).read_metrics()
+    ensure_trained(TrainConfig(model=kind, seed=args.seed), run_dir)
+    run = RunDirectory(run_dir)
+    rows = run.read_metrics()
     last = rows[-1]
     results[kind] = {
         "run_dir": run_dir, "epochs": last["epoch"],
@@ -40,10 +37,8 @@ for kind in ("vae", "cvae"):
         "train_images_per_s": statistics.median(r["images_per_s"] for r in rows),
         "relative_to_paper": {k: last[f"train_{k}"] / PAPER[kind][k] - 1 for k in ("recon", "kl", "total")},
     }
-    evaluation = os.path.join(run_dir, "evaluation.json")     # from `npvae evaluate RUN_DIR --iwae-k K`
-    if os.path.exists(evaluation):
-        with open(evaluation) as f:
-            saved = json.load(f)
+    saved = run.read_evaluation()          # from `npvae evaluate RUN_DIR --iwae-k K`
+    if saved:
         results[kind]["log_likelihood"] = {
             "images": saved.get("images"), "elbo": saved.get("elbo"), "elbo_se": saved.get("elbo_se"),
             **{key: {k: v[k] for k in ("k", "images", "mean", "se", "seconds")}
@@ -51,5 +46,5 @@ for kind in ("vae", "cvae"):
     print(f"{kind.upper():4s} train recon {last['train_recon']:.2f} kl {last['train_kl']:.2f} "
           f"total {last['train_total']:.2f}   test recon {last['test_recon']:.2f} kl {last['test_kl']:.2f} "
           f"total {last['test_total']:.2f}   paper {PAPER[kind]['recon']} / {PAPER[kind]['kl']} / {PAPER[kind]['total']}")
-atomic_write_text(os.path.abspath(args.out), json.dumps(results, indent=2) + "\n")
+atomic_write_text(os.path.abspath(args.out), json_text(results))
 print(f"written {os.path.abspath(args.out)}")

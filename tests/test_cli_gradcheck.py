@@ -53,6 +53,9 @@ def test_one_conv2d_configuration(capsys):
     ["kl", "--latent-dim", "5", "--beta", "0.25"],
     ["reparameterize", "--batch", "4", "--latent-dim", "3"],
     ["kl", "reparameterize", "bce", "--max-entries", "8"],
+    ["reshape", "--in", "3", "--size", "2x5", "--layout", "NHWC"],
+    ["gaussian", "--learned", "--size", "6"],
+    ["decoder", "--in", "12", "--batch", "1", "--max-entries", "8"],
 ])
 def test_named_checks_and_configurations_pass(capsys, argv):
     status, out, err = gradcheck(capsys, *argv)
@@ -105,7 +108,8 @@ def test_tolerance_flag_decides(capsys):
     (["linear", "--output-padding", "1"], "--output-padding does not apply to linear"),
     (["conv3d"], "unknown check"),
     (["conv2d", "kl", "--in", "3"], "exactly one CHECK"),
-    (["encoder", "--batch", "3"], "has no single configuration"),
+    (["kl", "--inplace"], "--inplace does not apply to kl"),
+    (["encoder", "--kernel", "3"], "--kernel does not apply to encoder"),
     (["conv2d", "--size", "9x"], "--size"),
     (["conv2d", "--kernel", "5", "--size", "2"], "Conv2d"),
 ])
@@ -129,3 +133,24 @@ def test_the_installed_command_exits_with_the_right_status():
                            "--out", "3"], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "linear" in done.stdout and "0 failed" in done.stdout
+
+
+@pytest.mark.parametrize("argv, layer, config", [
+    (["conditionedconv2d", "--batch", "3"], "conditionedconv2d", "N=3"),
+    (["encoder", "--batch", "1"], "encoder", "Table 1, 1x28x28->2048, N=1"),
+    (["encoder", "--in", "11", "--batch", "1"], "encoder", "Table 1, 11x28x28->2048, N=1"),
+    (["cvae", "--batch", "1", "--latent-dim", "3"], "cvae", "latent 3, N=1"),
+])
+def test_every_standard_check_has_a_single_configuration(capsys, argv, layer, config):
+    """Defect 7: the command line knew single configurations through a registry of its own,
+    which had lost conditionedconv2d and encoder ("has no single configuration")."""
+    status, out, err = gradcheck(capsys, *argv, "--max-entries", "4")
+    assert status == 0, out + err
+    rows = [line for line in out.splitlines() if line.startswith(layer + " ")]
+    assert rows and all(config in line and " ok " in line for line in rows)
+
+
+def test_list_shows_each_checks_flags(capsys):
+    status, out, _ = gradcheck(capsys, "--list")
+    assert status == 0
+    assert "--in --out --kernel --stride --padding --batch --size --output-padding --layout --no-bias" in out

@@ -1,4 +1,4 @@
-"""The named gradient checks (npvae.gradcheck_suite): they pass on the engine as written,
+"""The named gradient checks (npvae.gradcheck): they pass on the engine as written,
 cover every layer type, and catch a backward pass that is wrong by 1%.
 
 Entry counts are kept small here; ``npvae gradcheck`` runs the same functions with 64.
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import npvae.nn as nn
-from npvae.gradcheck import suite
-from npvae.gradcheck import TensorCheck
+from npvae import gradcheck as suite
+from npvae.gradcheck import TensorCheck, finite_difference_check
 from npvae.losses import GaussianKL
 from npvae.nn import Conv2d, ConvTranspose2d, Linear, Reparameterize
 
@@ -44,7 +44,7 @@ def test_every_layer_type_has_a_standard_check():
                    and name != "Module"}
     assert layer_types <= set(COVERAGE), f"no standard check for {layer_types - set(COVERAGE)}"
     for name in set(COVERAGE.values()) | {"bce", "kl", "vae", "cvae", "decoder"}:
-        assert name in suite.CHECKS and suite.DESCRIPTIONS[name]
+        assert name in suite.CHECKS and suite.CHECKS[name].description
 
 
 @pytest.mark.parametrize("name", LAYER_CHECKS)
@@ -135,10 +135,10 @@ def test_kinks_are_stepped_around():
         return float(np.sum(np.maximum(x, 0)))
 
     rng = np.random.default_rng(0)
-    (plain,) = suite.fd_check(scalar_fn, {"x": x}, {"x": analytic}, rng, step=1e-6)
+    (plain,) = finite_difference_check(scalar_fn, {"x": x}, {"x": analytic}, step=1e-6, rng=rng)
     assert not plain.passed
-    (aware,) = suite.fd_check(scalar_fn, {"x": x}, {"x": analytic}, rng, step=1e-6,
-                              pattern=lambda: [x > 0], min_step=1e-9)
+    (aware,) = finite_difference_check(scalar_fn, {"x": x}, {"x": analytic}, step=1e-6, rng=rng,
+                                       pattern=lambda: [x > 0], min_step=1e-9)
     assert aware.passed and aware.error < 1e-9 and aware.checked == 5 and aware.kinks == 0
     # Between two kinks closer together than the step, both sides cross: give up on it.
     y = np.array([5e-8, 0.5])
@@ -146,8 +146,8 @@ def test_kinks_are_stepped_around():
     def scalar_fn_y():
         return float(np.sum(np.maximum(y, 0) + np.maximum(y - 1e-7, 0)))
 
-    (gave_up,) = suite.fd_check(scalar_fn_y, {"y": y}, {"y": np.array([1.0, 2.0])}, rng, step=1e-6,
-                                pattern=lambda: [y > 0, y > 1e-7], min_step=1e-6)
+    (gave_up,) = finite_difference_check(scalar_fn_y, {"y": y}, {"y": np.array([1.0, 2.0])}, step=1e-6,
+                                         rng=rng, pattern=lambda: [y > 0, y > 1e-7], min_step=1e-6)
     assert gave_up.kinks == 1 and gave_up.checked == 1 and gave_up.passed
 
 

@@ -1,5 +1,5 @@
-"""`npvae inspect` and npvae.inspection: every layer of the paper's models is shown, the
-layer-by-layer replay is exactly the model's forward and backward, the JSON is complete."""
+"""`npvae inspect` and npvae.diagnostics: every layer of the paper's models is shown, seen
+through the model's own forward and backward, with the model's own loss; the JSON is complete."""
 import json
 import os
 from pathlib import Path
@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 
 import npvae.data
-from npvae.diagnostics import inspection
+from npvae.diagnostics import inspect as inspection
+from npvae.diagnostics.flops import describe
 from npvae.runs import save_model
 from npvae.cli import main
 from npvae.data import to_float
-from npvae.losses import BernoulliLoss, GaussianKL
+from npvae.losses import BernoulliLoss, GaussianKL, NegativeELBO
 from npvae.models import CVAE, VAE
+from npvae.nn import observe
 
 # (layer, description, output shape per image) for the paper's VAE, Tables 1 and 2.
 PAPER_VAE = [
@@ -72,13 +74,12 @@ def test_every_layer_of_the_paper_vae_is_shown(capsys):
 def test_every_layer_of_the_paper_cvae_is_shown(capsys):
     status, out, _ = inspect_cli(capsys, "--model", "cvae", "--batch-size", "6")
     assert status == 0
-    cvae = {"encoder.0": "Conv2d 11->32 k4 s2 p1", "decoder.0": "Linear 12->2048"}
+    cvae = {"encoder.0": "ConditionedConv2d 11->32 k4 s2 p1", "decoder.0": "Linear 12->2048"}
     for name, description, shape in PAPER_VAE:
         architecture = _row(out, name)[0]
         assert cvae.get(name, description) in architecture and shape in architecture
-    assert "concat label planes" in _row(out, "condition")[0]
-    assert "11x28x28" in _row(out, "condition")[0]
-    assert "concat one-hot label" in _row(out, "decoder.input")[0]
+    assert _row(out, "encoder.0")[0].split()[-4] == "11x28x28"      # image + 10 label planes
+    assert _row(out, "decoder.0")[0].split()[-4] == "12"            # z + one-hot label
 
 
 def test_save_writes_the_report_as_json(capsys, tmp_path):
@@ -89,12 +90,13 @@ def test_save_writes_the_report_as_json(capsys, tmp_path):
     def no_constants(name):
         raise AssertionError(f"{name} is not JSON")
     report = json.loads(path.read_text(), parse_constant=no_constants)
-    assert set(report) == {"model", "layers", "totals", "batch", "loss", "kl_per_dim", "active_units"}
+    assert set(report) == {"model", "likelihood", "layers", "parameters", "totals", "batch", "loss",
+                           "kl_per_dim", "active_units"}
     assert [layer["name"] for layer in report["layers"]] == [name for name, _, _ in PAPER_VAE]
     for layer in report["layers"]:
         assert set(layer) >= {"name", "type", "input_shape", "output_shape", "params", "mflop",
                               "activation", "grad_input_norm", "grad_param_norms"}
-        assert set(layer["activation"]) == {"mean", "std", "zero_fraction"}
+        assert set(layer["activation"]) == {"mean", "std", "zero_fraction", "dead_fraction"}
     by_name = {layer["name"]: layer for layer in report["layers"]}
     assert by_name["encoder.0"]["grad_input_norm"] is None          # the image needs no gradient
     assert set(by_name["decoder.3"]["grad_param_norms"]) == {"weight", "bias"}
@@ -108,33 +110,37 @@ def test_save_writes_the_report_as_json(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["vae", "cvae"])
-def test_the_layer_by_layer_replay_is_the_models_own_forward_and_backward(kind):
+def test_observers_see_every_layer_of_the_models_own_step_and_change_nothing(kind):
     rng = np.random.default_rng(4)
     model = (CVAE if kind == "cvae" else VAE)(rng=rng, dtype=np.float64)
     x = rng.random((3, 1, 28, 28))
     labels = np.array([1, 7, 3]) if kind == "cvae" else None
     eps = rng.standard_normal((3, 2))
 
-    def step(forward, backward):
+    def step():
         model.zero_grad()
-        logits, mu, logvar = (a.copy() for a in forward(x, eps, labels))
-        recon, kl = BernoulliLoss(), GaussianKL()
-        recon.forward(logits, x)
-        kl.forward(mu, logvar)
-        backward(recon.backward(), *kl.backward(0.7))
+        logits, mu, logvar = (a.copy() for a in model.forward(x, eps, labels))
+        objective = NegativeELBO()
+        objective.forward(logits, x, mu, logvar, 0.7)
+        model.backward(*objective.backward())
         return (logits, mu, logvar), {n: p.grad.copy() for n, p in model.named_parameters()}
 
-    outputs, grads = step(model.forward, model.backward)
-    seen = []
-    replay_outputs, replay_grads = step(
-        lambda *a: inspection.forward_steps(model, *a, visit=lambda name, *_: seen.append(name)),
-        lambda *a: inspection.backward_steps(model, *a))
-    for a, b in zip(outputs, replay_outputs):
+    outputs, grads = step()
+    forward, backward = [], []
+    with observe(model, forward=lambda name, layer, shape, out: forward.append((name, shape, out.shape)),
+                 backward=lambda name, layer, grad: backward.append(name)):
+        watched_outputs, watched_grads = step()
+    for a, b in zip(outputs, watched_outputs):
         np.testing.assert_array_equal(a, b)
-    assert grads.keys() == replay_grads.keys()
     for name in grads:
-        np.testing.assert_array_equal(grads[name], replay_grads[name], err_msg=name)
-    assert seen[:2] == (["condition", "encoder.0"] if kind == "cvae" else ["encoder.0", "encoder.1"])
+        np.testing.assert_array_equal(grads[name], watched_grads[name], err_msg=name)
+    names = [name for name, _, _ in forward]
+    assert names == [name for name, _, _ in PAPER_VAE[:-1]]
+    assert backward == ([f"decoder.{i}" for i in range(7, -1, -1)] + ["reparameterize", "fc_mu", "fc_logvar"]
+                        + [f"encoder.{i}" for i in range(6, -1, -1)])
+    channels = 11 if kind == "cvae" else 1
+    assert forward[0][1:] == ((3, channels, 28, 28), (3, 32, 14, 14))
+    assert all(not layer.observers for _, layer in model.named_modules())     # detached after
 
 
 def test_a_run_directory_is_loaded(capsys, tmp_path):
@@ -169,7 +175,7 @@ def test_active_units_follow_burda_et_al():
 
 
 def test_forward_flops_of_the_paper_layers():
-    records = {r.name: r for r in inspection.describe(VAE(rng=0))}
+    records = {r.name: r for r in describe(VAE(rng=0))}
     assert records["encoder.0"].mflop * 1e6 == 2 * (32 * 14 * 14) * (1 * 4 * 4) + 32 * 14 * 14
     assert records["fc_mu"].mflop * 1e6 == 2 * 2048 * 2 + 2
     # a transposed convolution costs what the convolution it is the adjoint of costs
@@ -212,3 +218,26 @@ def test_real_mnist_batch_and_active_units_over_test_images(capsys, tmp_path):
     assert report["batch"]["data"] == "mnist test set"
     # an untrained model: pixels near 0.5, so about log 2 nats per pixel
     assert 450 < report["loss"]["recon"] < 650
+
+
+def test_a_gaussian_decoder_is_inspected_with_its_own_loss(capsys, tmp_path):
+    """Defect 1: inspect always used the Bernoulli loss: a Gaussian-decoder model got the BCE
+    as its reconstruction term and its learned pixel_logvar never received a gradient."""
+    rng = np.random.default_rng(5)
+    model = VAE(rng=rng, likelihood="gaussian", variance="learned", pixel_variance=0.05)
+    images, labels = inspection.synthetic_digits(6, rng)
+    eps = rng.standard_normal((6, 2)).astype(np.float32)
+    report = inspection.inspect_model(model, images, labels, eps, beta=0.5)
+    x = to_float(images)
+    logits, _, _ = model.forward(x, eps)
+    assert report["loss"]["recon"] == pytest.approx(model.reconstruction_loss().forward(logits, x), rel=1e-6)
+    assert report["loss"]["recon"] != pytest.approx(BernoulliLoss().forward(logits, x), rel=1e-2)
+    grad = model.pixel_logvar.grad
+    assert report["parameters"]["pixel_logvar"] == pytest.approx(np.linalg.norm(grad.astype(np.float64)))
+    assert report["parameters"]["pixel_logvar"] > 0
+    assert report["likelihood"]["kind"] == "gaussian" and report["likelihood"]["recon"] == "Gaussian NLL"
+
+    save_model(tmp_path / "model.npz", model)
+    status, out, _ = inspect_cli(capsys, str(tmp_path), "--batch-size", "4")
+    assert status == 0
+    assert "recon (Gaussian NLL)" in out and "|dL/d pixel_logvar|" in out

@@ -59,11 +59,10 @@ class CVAE(VAE):
         """x (N, 1, 28, 28) -> (mu, logvar), each (N, latent_dim). The label planes of
         :meth:`encoder_input` are never built: the first layer takes the one-hot rows."""
         self._check_images(x)
-        first, *rest = self.encoder
+        first = self.encoder[0]
         features = first.forward_conditioned(x, self.conditions(labels, len(x)))
-        for layer in rest:
-            features = layer.forward(features)
-        return self.fc_mu.forward(features), self.fc_logvar.forward(features)
+        first.report_forward((len(x), first.in_channels, *x.shape[2:]), features)   # image + planes
+        return self._heads(self.encoder.forward(features, start=1))
 
     def encoder_input(self, x, labels):
         """Images (N, 1, 28, 28) + label planes -> (N, 11, 28, 28): what the encoder's first

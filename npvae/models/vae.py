@@ -12,6 +12,9 @@ A training step is ``forward`` then ``backward``:
     logits, mu, logvar = model.forward(x, eps)          # eps ~ N(0, I), drawn by the caller
     ... loss terms give d/dlogits and the KL's d/dmu, d/dlogvar ...
     model.backward(grad_logits, grad_mu, grad_logvar)   # fills every Parameter.grad
+
+Each layer's forward and backward is reported to its observers as it runs (the Sequentials
+report theirs, the model the layers it runs itself), so npvae.nn.observe sees them all.
 """
 import math
 
@@ -102,8 +105,15 @@ class VAE(Module):
     def encode(self, x, labels=None):
         """x (N, 1, 28, 28) -> (mu, logvar), each (N, latent_dim)."""
         self._check_images(x)
-        features = self.encoder.forward(self.encoder_input(x, labels))
-        return self.fc_mu.forward(features), self.fc_logvar.forward(features)
+        return self._heads(self.encoder.forward(self.encoder_input(x, labels)))
+
+    def _heads(self, features):
+        """The encoder's two linear heads: features (N, 2048) -> (mu, logvar)."""
+        mu = self.fc_mu.forward(features)
+        self.fc_mu.report_forward(features.shape, mu)
+        logvar = self.fc_logvar.forward(features)
+        self.fc_logvar.report_forward(features.shape, logvar)
+        return mu, logvar
 
     def decode_logits(self, z, labels=None):
         """z (N, latent_dim) -> logits (N, 1, 28, 28)."""
@@ -120,6 +130,7 @@ class VAE(Module):
         """One pass for training: returns (logits, mu, logvar) with z = mu + sigma * eps."""
         mu, logvar = self.encode(x, labels)
         z = self.reparameterize.forward(mu, logvar, eps)
+        self.reparameterize.report_forward(mu.shape, z)
         return self.decode_logits(z, labels), mu, logvar
 
     def backward(self, grad_logits, grad_mu, grad_logvar):
@@ -130,8 +141,12 @@ class VAE(Module):
         """
         grad_z = self.decoder.backward(grad_logits)[:, :self.latent_dim]
         grad_mu_z, grad_logvar_z = self.reparameterize.backward(grad_z)
+        self.reparameterize.report_backward((grad_mu_z, grad_logvar_z))
         grad_features = self.fc_mu.backward(grad_mu_z + grad_mu)
-        grad_features += self.fc_logvar.backward(grad_logvar_z + grad_logvar)
+        self.fc_mu.report_backward(grad_features)
+        grad_features_logvar = self.fc_logvar.backward(grad_logvar_z + grad_logvar)
+        self.fc_logvar.report_backward(grad_features_logvar)
+        grad_features += grad_features_logvar
         self.encoder.backward(grad_features)
 
     # -- uses of a trained model --------------------------------------------------

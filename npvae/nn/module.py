@@ -4,7 +4,14 @@ A module's ``forward(x)`` caches what its ``backward(grad_out)`` needs; ``backwa
 adds the parameter gradients into ``Parameter.grad`` and returns the gradient with
 respect to the input. There is no graph and no autograd: a model calls its layers'
 ``backward`` in the reverse order of their ``forward``.
+
+Whoever runs a layer (a Sequential, a model) then calls ``layer.report_forward(...)`` and
+``layer.report_backward(...)``, which tell the layer's observers, if any: that is how
+``npvae inspect`` and the gradient checks watch each layer of the model's own forward and
+backward (:func:`observe`). With no observer attached the reports cost nothing.
 """
+from contextlib import contextmanager
+
 import numpy as np
 
 
@@ -30,6 +37,8 @@ class Module:
     they were assigned, so names read like PyTorch's (``encoder.0.weight``).
     """
 
+    observers = ()          # objects told of this layer's forward and backward (see observe)
+
     def forward(self, x):
         raise NotImplementedError
 
@@ -39,11 +48,18 @@ class Module:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
-    # -- parameters -------------------------------------------------------------
+    # -- sub-modules and parameters ---------------------------------------------------
     def named_children(self):
+        """The direct sub-modules, as (attribute name, module)."""
         for name, value in vars(self).items():
             if isinstance(value, Module):
                 yield name, value
+
+    def named_modules(self, prefix=""):
+        """Every sub-module below this one, depth first: ``encoder``, ``encoder.0``, ... ``fc_mu``."""
+        for name, child in self.named_children():
+            yield prefix + name, child
+            yield from child.named_modules(prefix + name + ".")
 
     def named_parameters(self, prefix=""):
         for name, value in vars(self).items():
@@ -95,6 +111,19 @@ class Module:
             p.data = np.ascontiguousarray(value, dtype=p.data.dtype).copy()
             p.grad = np.zeros_like(p.data)
 
+    # -- reports to observers -----------------------------------------------------
+    def report_forward(self, input_shape, output):
+        """Called right after this layer's forward by whoever ran it. ``output`` may be
+        overwritten later (by an in-place ReLU): observers use it before returning."""
+        for observer in self.observers:
+            observer.after_forward(self, input_shape, output)
+
+    def report_backward(self, grad_input):
+        """Called right after this layer's backward with what it returned (None for a first
+        layer that skips its input gradient; a pair for Reparameterize)."""
+        for observer in self.observers:
+            observer.after_backward(self, grad_input)
+
     # -- helpers for layers -----------------------------------------------------
     def _check_input(self, x, ndim, what):
         """Clear errors for the mistakes a user makes most: rank and dtype."""
@@ -145,16 +174,59 @@ class Sequential(Module):
     def __iter__(self):
         return iter(self.layers)
 
-    def forward(self, x):
-        for layer in self.layers:
+    def forward(self, x, start=0):
+        """Run the layers from ``start`` on (a model that ran the first one itself passes 1)."""
+        for layer in self.layers[start:]:
+            input_shape = x.shape
             x = layer.forward(x)
+            layer.report_forward(input_shape, x)
         return x
 
     def backward(self, grad_out):
         for layer in reversed(self.layers):
             grad_out = layer.backward(grad_out)
+            layer.report_backward(grad_out)
         return grad_out
 
     def __repr__(self):
         inner = "\n".join(f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
+
+
+class _Observer:
+    """Passes a layer's reports on to two functions, with the layer's name in the model."""
+
+    def __init__(self, names, forward, backward):
+        self.names, self.forward, self.backward = names, forward, backward
+
+    def after_forward(self, layer, input_shape, output):
+        if self.forward is not None:
+            self.forward(self.names[id(layer)], layer, input_shape, output)
+
+    def after_backward(self, layer, grad_input):
+        if self.backward is not None:
+            self.backward(self.names[id(layer)], layer, grad_input)
+
+
+@contextmanager
+def observe(model, forward=None, backward=None):
+    """Watch every layer of ``model`` through its own forward and backward, inside a ``with``.
+
+    ``forward(name, layer, input_shape, output)`` is called after each layer's forward and
+    ``backward(name, layer, grad_input)`` after its backward, in the order they run, with
+    the names of ``model.named_modules()`` (``encoder.0``, ``fc_mu``, ``reparameterize``,
+    ``decoder.7``). Only layers (modules without sub-modules) report, when whoever runs
+    them (a Sequential, a model) reports for them: to watch a lone layer, wrap it in a
+    Sequential. The arrays passed are the live ones: copy what you keep.
+    """
+    names = {id(layer): name for name, layer in model.named_modules()
+             if next(layer.named_children(), None) is None}
+    layers = [layer for _, layer in model.named_modules() if id(layer) in names]
+    observer = _Observer(names, forward, backward)
+    for layer in layers:
+        layer.observers = (*layer.observers, observer)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.observers = tuple(o for o in layer.observers if o is not observer)

@@ -24,17 +24,13 @@ def clamp_logvar(logvar):
 
 class Reparameterize(Module):
     """forward(mu, logvar, eps) -> z, all (N, d). eps ~ N(0, I) is drawn by the caller from
-    an explicit ``numpy.random.Generator`` (see :meth:`sample_eps`), so runs are reproducible.
+    an explicit ``numpy.random.Generator``, so runs are reproducible.
 
     backward(grad_z) -> (grad_mu, grad_logvar).
     """
 
     def __init__(self):
         self._eps = self._sigma = self._inside = None
-
-    @staticmethod
-    def sample_eps(rng, shape, dtype=np.float32):
-        return rng.standard_normal(shape, dtype=dtype)
 
     def forward(self, mu, logvar, eps):
         if mu.shape != logvar.shape or mu.shape != eps.shape or mu.ndim != 2:

@@ -49,6 +49,13 @@ def _generators(seed):
     return np.random.default_rng(init), np.random.default_rng(shuffle), np.random.default_rng(noise)
 
 
+def initial_model(config):
+    """The model a run of ``config`` (a TrainConfig) starts from: the same initialisation
+    stream as :func:`train`, so this is the real epoch-0 model of the run."""
+    init_rng, _, _ = _generators(config.seed)
+    return build_model(config.model_config(), rng=init_rng)
+
+
 def _evaluation_rng(seed, epoch):
     """A fresh stream per epoch, so test figures do not depend on where a run resumed."""
     return np.random.default_rng([seed, epoch, 1])

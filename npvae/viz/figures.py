@@ -12,6 +12,8 @@ into ``RUN_DIR/figures/`` (matplotlib, Agg canvas, no display).
     07_class_conditional_samples.png  10 x 10: row per class, columns share z
     08_disentanglement.png          Fig. 5: label swap, fixed z, style transfer, traversals
     09_cvae_latent_mixing.png       section 5.3.3: each class spread over the whole prior
+  Both:
+    10_gradient_flow.png            gradient norms and activations per layer, start vs end of training
 
 Each figure draws its randomness from its own stream seeded by (seed, figure number), so
 the same run and seed always give the same pictures.
@@ -23,6 +25,8 @@ from typing import Callable
 
 from .conditional import DEFAULT_CLASS, class_samples_figure, disentanglement_figure, latent_mixing_figure
 from .curves import training_curves_figure
+from .gradient_flow import FILENAME as GRADIENT_FLOW_FILE
+from .gradient_flow import figure_from_run as gradient_flow_figure
 from .images import prior_samples_figure, reconstructions_figure, save_figure
 from .latent import interpolation_figure, latent_space_figure, traversal_figure
 from .run import Run
@@ -95,6 +99,11 @@ FIGURES = (
                lambda run, rng, o: latent_mixing_figure(run),
                _vae_or_cvae("", "Every class should spread over the same region as all the codes and the "
                                 "prior's circles: the latent holds no class information.")),
+    FigureSpec(10, GRADIENT_FLOW_FILE, "Gradient flow", ("vae", "cvae"),
+               lambda run, rng, o: gradient_flow_figure(run, rng),
+               _vae_or_cvae(*2 * ("One training step, at initialisation and after training: weight gradients "
+                                  "should stay within a few decades of each other from decoder to encoder "
+                                  "(no vanishing), and no ReLU should have a large hatched (dead) share.",))),
 )
 
 

@@ -2,15 +2,17 @@
 import argparse
 import sys
 
-from . import evaluate, gradcheck, inspect, plot, report, sweep, train
+from .. import __version__
+from . import evaluate, export, gradcheck, inspect, plot, pretrained, report, sweep, train
 
-SUBCOMMANDS = (train, evaluate, sweep, plot, report, gradcheck, inspect)
+SUBCOMMANDS = (train, evaluate, sweep, plot, report, export, gradcheck, inspect, pretrained)
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="npvae",
         description="Convolutional VAE / CVAE on MNIST in NumPy + Numba, every gradient by hand.")
+    parser.add_argument("--version", action="version", version=f"npvae {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in SUBCOMMANDS:
         module.add_parser(subparsers)

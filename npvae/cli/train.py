@@ -67,6 +67,10 @@ def add_parser(subparsers):
     p.add_argument("--workers", type=int, metavar="N",
                    help="threads, each training on a share of every batch (default: one per core; "
                         "a run is bit-identical for a given N)")
+    p.add_argument("--tensorboard", nargs="?", const=True, default=None, metavar="DIR",
+                   help="log every epoch's losses, beta, speed, image grids and the settings as "
+                        "TensorBoard event files in DIR (default: RUN_DIR/tensorboard/); needs "
+                        "pip install -e \".[tracking]\"")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -76,7 +80,7 @@ def run(args):
     out = args.out or os.path.join("runs", f"{args.model or DEFAULTS.model}-{dataset}")
     try:
         start_training({name: getattr(args, name) for name in CONFIG_FLAGS}, out, resume=args.resume,
-                       data_root=args.data, progress=not args.no_progress)
+                       data_root=args.data, progress=not args.no_progress, tensorboard=args.tensorboard)
     except KeyboardInterrupt:
         print(f"\nnpvae train: interrupted; the last finished epoch is saved. "
               f"Continue with: npvae train --out {out} --resume")

@@ -56,10 +56,8 @@ def class_names(dataset):
     the labels as strings ("0", "1", ...), one without labels ("unlabelled",)."""
     if dataset in DATASETS:
         return CLASS_NAMES[dataset]
-    digest = content_md5(dataset, "test-labels")
-    for name, checksums in CHECKSUMS.items():
-        if digest is not None and digest == checksums["t10k-labels-idx1-ubyte"].idx:
-            return CLASS_NAMES[name]
+    if known_copy(dataset):
+        return CLASS_NAMES[known_copy(dataset)]
     count = count_classes(dataset, load_dataset(dataset, "train")[1], load_dataset(dataset, "test")[1])
     return ("unlabelled",) if count is None else tuple(str(k) for k in range(count))
 
@@ -96,6 +94,26 @@ def dataset_source(name):
     files are checked against the published checksums at every load), else the path, format and
     sha256 of each file (npvae.data.custom.describe_source)."""
     return None if name in DATASETS else describe_source(name)
+
+
+# What one image of a data set is called in captions and titles ("each test digit above ...").
+ITEM_NOUNS = {"mnist": "digit", "fashion-mnist": "item"}
+
+
+def item_noun(dataset):
+    """The noun for one image of ``dataset``: "digit" (MNIST), "item" (Fashion-MNIST), and a
+    neutral "image" for any other data set, whose contents nothing here knows."""
+    return ITEM_NOUNS.get(dataset if dataset in DATASETS else known_copy(dataset), "image")
+
+
+def known_copy(path):
+    """The built-in data set (e.g. "fashion-mnist") whose test labels an IDX folder at ``path``
+    holds, by their checksum, or None: a copy keeps the original's class names and noun."""
+    digest = content_md5(path, "test-labels")
+    for name, checksums in CHECKSUMS.items():
+        if digest is not None and digest == checksums["t10k-labels-idx1-ubyte"].idx:
+            return name
+    return None
 
 
 SYSTEM_DIRS = {"fashion-mnist": ("/usr/share/datasets/fashion-mnist",)}

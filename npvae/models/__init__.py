@@ -15,5 +15,14 @@ def build_model(config, rng=None):
     return MODELS[kind](**kwargs, rng=rng)
 
 
-__all__ = ["VAE", "CVAE", "one_hot", "MODELS", "KINDS", "build_model", "model_config",
+def load_pretrained(name, out_dir=None):
+    """The paper's trained VAE or CVAE, shipped with npvae (see npvae.pretrained.load_pretrained)."""
+    # The package's one upward import (allowed in tests/test_architecture.py): users look for the
+    # trained models beside the models, but their files and checksums live in npvae.pretrained,
+    # which needs npvae.runs. Imported here, when called, so npvae.models stays free of it.
+    from ..pretrained import load_pretrained as load
+    return load(name, out_dir)
+
+
+__all__ = ["VAE", "CVAE", "one_hot", "MODELS", "KINDS", "build_model", "load_pretrained", "model_config",
            "check_model_options", "LIKELIHOODS", "VARIANCES"]

@@ -257,11 +257,14 @@ def _train_epochs(config, run, model, optimizer, parallel, rows, start_epoch, tr
 
 
 def start_training(options, out_dir, resume=False, data_root=None, progress=True, log=print,
-                   callbacks=()):
+                   callbacks=(), tensorboard=None):
     """`npvae train`: ``options`` maps TrainConfig fields to the values given on the command
     line (None: not given). A new run takes the defaults for the rest; a resumed run takes
     its saved configuration, and a given value that conflicts with it is an error naming it
-    (see :func:`train`)."""
+    (see :func:`train`). ``tensorboard``: None, True (log to RUN_DIR/tensorboard/) or a
+    directory for TensorBoard event files (npvae.tracking; RuntimeError, before training
+    starts, when tensorboardX is not installed)."""
+    from ..tracking import TensorBoardLogger
     given = {k: v for k, v in options.items() if v is not None}
     if resume:
         run = RunDirectory(out_dir)
@@ -271,6 +274,9 @@ def start_training(options, out_dir, resume=False, data_root=None, progress=True
     else:
         config = TrainConfig(**given)
     config.validate()
+    if tensorboard is not None:
+        logdir = None if tensorboard is True else tensorboard
+        callbacks = (*callbacks, TensorBoardLogger(logdir, data_root=data_root))
     log(f"npvae train: {config.model.upper()} on {config.dataset} -> {out_dir}")
     return train(config, out_dir, resume=resume, data_root=data_root, progress=progress, log=log,
                  callbacks=callbacks)

@@ -69,7 +69,7 @@ def disentanglement_figure(run, rng, label=DEFAULT_CLASS, pair=(1, 7), steps=10,
     axes = fig.subplots(4, 1, height_ratios=[h + 0.9 for h in heights])
     show_digits(axes[0], panel_a, 2, steps, row_labels=[f"label {names[pair[0]]}", f"label {names[pair[1]]}"],
                 col_labels=[f"{v:.2f}" for v in t], xlabel="interpolation weight t",
-                title=f"(a) one latent interpolation (between two test digits' codes far apart), "
+                title=f"(a) one latent interpolation (between two test {run.noun}s' codes far apart), "
                       f"decoded as {names[pair[0]]} and as {names[pair[1]]}")
     show_digits(axes[1], panel_b, 2, classes, row_labels=["fixed z #1", "fixed z #2"],
                 col_labels=list(names), xlabel="label given to the decoder",
@@ -78,7 +78,7 @@ def disentanglement_figure(run, rng, label=DEFAULT_CLASS, pair=(1, 7), steps=10,
                 row_labels=[f"real {names[c]}" for c in source_classes],
                 col_labels=["input"] + list(names), separate_after=(0,),
                 xlabel="label given to the decoder",
-                title="(c) style transfer: a real digit's z (encoded with its label) decoded as every class")
+                title=f"(c) style transfer: a real {run.noun}'s z (encoded with its label) decoded as every class")
     show_digits(axes[3], panel_d, len(sweeps), len(values),
                 row_labels=[f"vary {s}" for s in short[:len(sweeps)]],
                 col_labels=[f"{v:g}" for v in values],

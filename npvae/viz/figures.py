@@ -62,38 +62,37 @@ FIGURES = (
                                   "off the top).",))),
     FigureSpec(2, "02_reconstructions.png", "Reconstructions", ("vae", "cvae"),
                lambda run, rng, o: reconstructions_figure(run, rng),
-               _vae_or_cvae(*2 * ("Each reconstruction should keep its test digit's identity and pose while "
+               _vae_or_cvae(*2 * ("Each reconstruction should keep its test {item}'s identity and pose while "
                                   "smoothing fine detail: the characteristic VAE blur.",))),
     FigureSpec(3, "03_latent_space.png", "Latent space", ("vae", "cvae"),
                lambda run, rng, o: latent_space_figure(run),
-               _vae_or_cvae("Classes should form clusters although no label was used, with look-alikes "
-                            "(4 and 9, 3 5 and 8) side by side, and the cloud should fill the prior's "
-                            "circles.",
+               _vae_or_cvae("Classes should form clusters although no label was used, with look-alike "
+                            "classes side by side, and the cloud should fill the prior's circles.",
                             "Classes should overlap rather than cluster: the decoder is given the label, "
                             "so z only needs to hold style.")),
     FigureSpec(4, "04_latent_traversal.png", "Latent traversal", ("vae", "cvae"),
                lambda run, rng, o: traversal_figure(run, rng, o["cvae_class"] if run.conditional else None),
-               _vae_or_cvae("Neighbouring cells should change smoothly; each axis should morph one digit "
-                            "into the next and vary slant and stroke thickness.",
+               _vae_or_cvae("Neighbouring cells should change smoothly; each axis should morph one {item} "
+                            "into the next and vary its style (slant, width, thickness).",
                             "Every cell should be a {class_name}; the two axes should vary only its style "
                             "(slant, width, thickness).")),
     FigureSpec(5, "05_interpolations.png", "Interpolations", ("vae", "cvae"),
                lambda run, rng, o: interpolation_figure(run, rng),
-               _vae_or_cvae(*2 * ("Each row should morph smoothly from the real digit on the left to the one "
+               _vae_or_cvae(*2 * ("Each row should morph smoothly from the real {item} on the left to the one "
                                   "on the right, through plausible hybrids, with no jumps.",))),
     FigureSpec(6, "06_prior_samples.png", "Samples from the prior", ("vae", "cvae"),
                lambda run, rng, o: prior_samples_figure(run, rng),
-               _vae_or_cvae("Draws from N(0, I) should mostly be legible digits of every class; blurry "
+               _vae_or_cvae("Draws from N(0, I) should mostly be recognisable {item}s of every class; blurry "
                             "hybrids come from the gaps between clusters.",
-                            "Each draw should be a legible digit of its (random) label shown in the corner.")),
+                            "Each draw should be a recognisable {item} of its (random) label shown in the corner.")),
     FigureSpec(7, "07_class_conditional_samples.png", "Class-conditional samples", ("cvae",),
                lambda run, rng, o: class_samples_figure(run, rng),
                _vae_or_cvae("", "Each row should hold one class throughout, and each column (one shared z) "
                                 "one style: slant and thickness should match down a column.")),
     FigureSpec(8, "08_disentanglement.png", "Disentanglement", ("cvae",),
                lambda run, rng, o: disentanglement_figure(run, rng, o["cvae_class"], **_fewer_classes(run)),
-               _vae_or_cvae("", "The 1 and 7 rows should share style step by step; a fixed z, or a real "
-                                "digit's z, should keep its style across all ten classes; the traversals "
+               _vae_or_cvae("", "The two rows of (a) should share style step by step; a fixed z, or a real "
+                                "{item}'s z, should keep its style across all ten classes; the traversals "
                                 "should stay a {class_name} while the style changes.")),
     FigureSpec(9, "09_cvae_latent_mixing.png", "CVAE latent space by class", ("cvae",),
                lambda run, rng, o: latent_mixing_figure(run),
@@ -112,10 +111,11 @@ def expected_figures(kind):
     return [spec for spec in FIGURES if kind in spec.kinds]
 
 
-def caption(spec, kind, cvae_class=DEFAULT_CLASS, class_names=None):
+def caption(spec, kind, cvae_class=DEFAULT_CLASS, class_names=None, noun="digit"):
+    """The figure's one-line caption; ``noun`` names one image of the data set (data.item_noun)."""
     names = class_names or [str(k) for k in range(10)]
     name = names[cvae_class] if 0 <= cvae_class < len(names) else str(cvae_class)
-    return spec.caption(kind, {"class_name": name, "cvae_class": cvae_class})
+    return spec.caption(kind, {"class_name": name, "cvae_class": cvae_class, "item": noun})
 
 
 def make_all_figures(run_dir, seed=0, dataset_root=None, cvae_class=DEFAULT_CLASS, only=None, log=None):

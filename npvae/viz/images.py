@@ -8,12 +8,10 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..data.mosaic import cell_starts, mosaic
 from ..files import atomic_write
 
 CMAP = "gray_r"
-GAP_VALUE = 0.22  # the gaps between digits: light grey on white paper
-PAD = 2           # pixels between cells
-SEPARATOR = 8     # pixels of an extra gap that sets a column apart (real vs generated)
 DPI = 110
 CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                 "#8c564b", "#e377c2", "#3b3b3b", "#bcbd22", "#17becf")  # tab10, 7 darker
@@ -31,8 +29,8 @@ def digits_figure(nrows, ncols, width=10.0, extra_height=1.0, label_width=1.1,
                   separate_after=(), separate_rows_after=()):
     """A figure with one axes, sized so an (nrows x ncols) mosaic fills its width: the
     height follows the mosaic's aspect, plus ``extra_height`` inches for titles and ticks."""
-    _, w = _starts(ncols, 28, set(separate_after))
-    _, h = _starts(nrows, 28, set(separate_rows_after))
+    _, w = cell_starts(ncols, 28, set(separate_after))
+    _, h = cell_starts(nrows, 28, set(separate_rows_after))
     fig = new_figure(width, (width - label_width) * h / w + extra_height)
     return fig, fig.add_subplot()
 
@@ -41,31 +39,6 @@ def save_figure(fig, path):
     """A figure as a PNG, written atomically."""
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=DPI, facecolor="white"), "wb",
                  suffix=".png")
-
-
-def _starts(count, size, separate_after):
-    """Pixel offset of each cell along one axis, and the total length."""
-    starts, position = [], PAD
-    for index in range(count):
-        starts.append(position)
-        position += size + PAD + (SEPARATOR if index in separate_after else 0)
-    return starts, position
-
-
-def mosaic(images, nrows, ncols, separate_after=(), separate_rows_after=()):
-    """(nrows * ncols, h, w) images in row-major order -> one 2-D array, and the cell centres
-    (x of each column, y of each row) in its pixel coordinates."""
-    images = np.asarray(images, dtype=np.float32)
-    h, w = images.shape[-2:]
-    images = images.reshape(nrows, ncols, h, w)
-    xs, width = _starts(ncols, w, set(separate_after))
-    ys, height = _starts(nrows, h, set(separate_rows_after))
-    out = np.full((height, width), GAP_VALUE, dtype=np.float32)
-    for r in range(nrows):
-        for c in range(ncols):
-            out[ys[r]:ys[r] + h, xs[c]:xs[c] + w] = images[r, c]
-    centres = ([x + (w - 1) / 2 for x in xs], [y + (h - 1) / 2 for y in ys])
-    return out, centres
 
 
 def show_digits(ax, images, nrows, ncols, title=None, row_labels=None, col_labels=None,
@@ -102,13 +75,13 @@ def reconstructions_figure(run, rng, blocks=3, per_row=12):
     for b in range(blocks):
         part = slice(b * per_row, (b + 1) * per_row)
         rows += [x[part] / 255.0, recon[part]]
-        names += ["test digit", "reconstruction"]
+        names += [f"test {run.noun}", "reconstruction"]
     fig, ax = digits_figure(2 * blocks, per_row, 10, 0.55, 1.1,
                             separate_rows_after=range(1, 2 * blocks - 1, 2))
     given = " (label given to encoder and decoder)" if run.conditional else ""
     show_digits(ax, np.concatenate(rows), 2 * blocks, per_row, row_labels=names,
                 separate_rows_after=range(1, 2 * blocks - 1, 2),
-                title=f"{run.kind.upper()} reconstructions{given}: each test digit above the "
+                title=f"{run.kind.upper()} reconstructions{given}: each test {run.noun} above the "
                       f"decoding of its posterior mean")
     return fig
 

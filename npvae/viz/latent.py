@@ -149,6 +149,6 @@ def interpolation_figure(run, rng, pairs=INTERPOLATION_PAIRS, steps=INTERPOLATIO
                 col_labels=["real"] + [f"{v:.2f}" for v in t] + ["real"],
                 separate_after=(0, steps), xlabel="interpolation weight t  (z = (1 - t) μ₀ + t μ₁)")
     condition = ("; the label's one-hot is blended the same way" if run.conditional else "")
-    ax.set_title(f"{run.kind.upper()} interpolations between the means of two real test digits"
+    ax.set_title(f"{run.kind.upper()} interpolations between the means of two real test {run.noun}s"
                  f"{condition}", fontsize=11)
     return fig

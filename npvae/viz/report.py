@@ -13,6 +13,7 @@ import html
 import os
 
 from ..data import class_names
+from ..data.datasets import item_noun
 from ..evaluation import metrics_rows
 from ..runs import PAPER_IMPROVEMENT, PAPER_TABLE4, RunDirectory, is_paper_setting
 from .figures import DEFAULT_CLASS, caption, expected_figures, make_all_figures
@@ -185,7 +186,7 @@ def write_report(run_dir, seed=None, dataset_root=None, cvae_class=None, log=Non
         path = run.figure_path(spec.filename)
         with open(path, "rb") as f:
             data = base64.b64encode(f.read()).decode("ascii")
-        line = caption(spec, kind, chosen, names)
+        line = caption(spec, kind, chosen, names, item_noun(config.get("dataset", "mnist")))
         parts.append(f'<figure id="fig{spec.number}"><img src="data:image/png;base64,{data}" '
                      f'alt="{_e(spec.title)}"><figcaption><b>Figure {spec.number}. {_e(spec.title)}.</b> '
                      f"{_e(line)} <span class=\"note\">({_e(spec.filename)})</span></figcaption></figure>")

@@ -7,6 +7,7 @@ never one Python call per image.
 import numpy as np
 
 from ..data import class_names, dataset_label, has_labels, load_dataset
+from ..data.datasets import item_noun
 from ..evaluation import active_units, posterior_means
 from ..runs import RunDirectory
 from .embedding import TSNE_POINTS, tsne_embedding
@@ -51,6 +52,7 @@ class Run:
         self.dataset = self.config.get("dataset", "mnist")
         self.dataset_label = dataset_label(self.dataset)      # a path's folder or file name
         self.class_names = class_names(self.dataset)
+        self.noun = item_noun(self.dataset)  # "digit", "item", ...: one image, in titles
         self._test = None
         self._latent = None
         self._tsne = None

@@ -32,8 +32,9 @@ def add_parser(subparsers):
     grid_flags = p.add_argument_group("the grid (each a list: one run per combination)")
     grid_flags.add_argument("--models", nargs="+", choices=("vae", "cvae"), default=list(grid.models),
                             metavar="M", help=f"vae and/or cvae (default: {_listed(grid.models)})")
-    grid_flags.add_argument("--datasets", nargs="+", default=list(grid.datasets), metavar="D",
-                            help=f"mnist and/or fashion-mnist (default: {_listed(grid.datasets)})")
+    grid_flags.add_argument("--datasets", "--dataset", nargs="+", default=list(grid.datasets), metavar="D",
+                            help=f"mnist, fashion-mnist, or your own data (an IDX folder or an .npz, as for "
+                                 f"`npvae train`) (default: {_listed(grid.datasets)})")
     grid_flags.add_argument("--likelihoods", nargs="+", choices=("bernoulli", "gaussian"),
                             default=list(grid.likelihoods), metavar="L",
                             help=f"decoder likelihoods (default: {_listed(grid.likelihoods)})")

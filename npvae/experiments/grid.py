@@ -10,6 +10,7 @@ configuration are what the aggregation averages over.
 import itertools
 from dataclasses import dataclass, replace
 
+from ..data import dataset_label
 from ..runs import TrainConfig
 
 # The order of the axes is the order of the loops (seed innermost) and of the name's parts.
@@ -57,8 +58,10 @@ class SweepGrid:
 
 
 def run_name(point):
-    """The run directory's name for a grid point (a dict with every axis)."""
-    return (f"{point['model']}-{point['dataset']}-{point['likelihood']}-warmup{point['warmup_epochs']}"
+    """The run directory's name for a grid point (a dict with every axis); a data set given by
+    path is named by its file or folder (npvae.data.dataset_label)."""
+    return (f"{point['model']}-{dataset_label(point['dataset'])}-{point['likelihood']}"
+            f"-warmup{point['warmup_epochs']}"
             f"-beta{point['beta']:g}-latent{point['latent_dim']}-seed{point['seed']}")
 
 

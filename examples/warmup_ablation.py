@@ -22,6 +22,7 @@ import numpy as np
 
 from npvae.data import load_dataset
 from npvae.evaluation import posterior_means
+from npvae.evaluation.metrics import active_units
 from npvae.files import atomic_write_text
 from npvae.runs import RunDirectory, TrainConfig, open_model
 from npvae.training import ensure_trained
@@ -30,14 +31,12 @@ RUNS = {"no-warmup": ("no warm-up", dict(warmup_epochs=0)),
         "warmup-epoch": ("warm-up 10, per epoch (paper)", dict(warmup_epochs=10, schedule="epoch")),
         "warmup-step": ("warm-up 10, per step", dict(warmup_epochs=10, schedule="step"))}
 COLORS = {"no-warmup": "#d62728", "warmup-epoch": "#1f77b4", "warmup-step": "#2ca02c"}
-ACTIVE_THRESHOLD = 0.01
 
 
-def active_units(run_dir, images, labels):
-    """Latent dimensions whose posterior mean varies across images (variance > 0.01)."""
-    means = posterior_means(open_model(run_dir), images, labels)
-    variances = means.astype(np.float64).var(axis=0)
-    return int(np.sum(variances > ACTIVE_THRESHOLD)), variances.tolist()
+def count_active_units(run_dir, images, labels):
+    """Latent dimensions whose posterior mean varies across images (npvae.evaluation.metrics)."""
+    variances, active = active_units(posterior_means(open_model(run_dir), images, labels))
+    return int(active.sum()), variances.tolist()
 
 
 def summarize(name, rows, units, variances):
@@ -120,7 +119,7 @@ def main(argv=None):
         print(f"== {label} -> {run_dir}")
         ensure_trained(config, run_dir, data_root=args.data, progress=not args.no_progress)
         curves[name] = RunDirectory(run_dir).read_metrics()
-        units, variances = active_units(run_dir, test_images, test_labels)
+        units, variances = count_active_units(run_dir, test_images, test_labels)
         results.append(summarize(name, curves[name], units, variances))
 
     table = markdown(results, args.latent_dim)

@@ -20,27 +20,23 @@ import os
 
 import numpy as np
 
+from npvae.data import load_dataset
+from npvae.evaluation import posterior_means
+from npvae.evaluation.metrics import active_units
 from npvae.files import atomic_write_text
-from npvae.runs import RunDirectory, open_model as load_model
-from npvae.training import ensure_trained as ensure_run
-from npvae.data import load_dataset, to_float
-from npvae.runs import TrainConfig
+from npvae.runs import RunDirectory, TrainConfig, open_model
+from npvae.training import ensure_trained
 
 RUNS = {"no-warmup": ("no warm-up", dict(warmup_epochs=0)),
         "warmup-epoch": ("warm-up 10, per epoch (paper)", dict(warmup_epochs=10, schedule="epoch")),
         "warmup-step": ("warm-up 10, per step", dict(warmup_epochs=10, schedule="step"))}
 COLORS = {"no-warmup": "#d62728", "warmup-epoch": "#1f77b4", "warmup-step": "#2ca02c"}
-ACTIVE_THRESHOLD = 0.01
 
 
-def active_units(run_dir, images, labels, batch_size=1000):
-    """Latent dimensions whose posterior mean varies across images (variance > 0.01)."""
-    model = load_model(run_dir)
-    means = np.concatenate([model.encode(to_float(images[s:s + batch_size], model.dtype),
-                                         labels[s:s + batch_size])[0]
-                            for s in range(0, len(images), batch_size)])
-    variances = means.astype(np.float64).var(axis=0)
-    return int(np.sum(variances > ACTIVE_THRESHOLD)), variances.tolist()
+def count_active_units(run_dir, images, labels):
+    """Latent dimensions whose posterior mean varies across images (npvae.evaluation.metrics)."""
+    variances, active = active_units(posterior_means(open_model(run_dir), images, labels))
+    return int(active.sum()), variances.tolist()
 
 
 def summarize(name, rows, units, variances):
@@ -121,9 +117,9 @@ def main(argv=None):
                              test_limit=args.test_limit, **options)
         run_dir = os.path.join(args.out, name)
         print(f"== {label} -> {run_dir}")
-        ensure_run(config, run_dir, data_root=args.data, progress=not args.no_progress)
+        ensure_trained(config, run_dir, data_root=args.data, progress=not args.no_progress)
         curves[name] = RunDirectory(run_dir).read_metrics()
-        units, variances = active_units(run_dir, test_images, test_labels)
+        units, variances = count_active_units(run_dir, test_images, test_labels)
         results.append(summarize(name, curves[name], units, variances))
 
     table = markdown(results, args.latent_dim)

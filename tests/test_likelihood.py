@@ -210,3 +210,15 @@ def test_evaluate_cli_writes_iwae_and_grid_beside_the_elbo(tmp_path, capsys):
     elbo, iwae = result["elbo_first20"], result["iwae_50_first20"]
     assert iwae["mean"] >= elbo["elbo"] - 3 * elbo["elbo_se"] and iwae["se"] > 0
     assert len(result["grid"]["rows"]) == 1
+
+
+def test_the_grid_reports_the_box_it_integrated_when_the_edge_criterion_is_never_met():
+    """Defect 3: when the box never got wide enough, the reported width was twice the box that
+    was integrated, and nothing said so. Now ``width`` is the last box's and ``edge_ok`` is False."""
+    from npvae.evaluation.grid import WIDENINGS
+    model = VAE(2, rng=0)
+    x = to_float(np.random.default_rng(0).integers(0, 256, (1, 28, 28), dtype=np.uint8))
+    never = model_grid_log_likelihood(model, x, size=6, prior_size=6, min_edge_drop=1e12)
+    assert never["width"] == 8.0 * 2 ** WIDENINGS and never["edge_ok"] is False
+    first_box = model_grid_log_likelihood(model, x, size=6, prior_size=6, min_edge_drop=-1.0)
+    assert first_box["width"] == 8.0 and first_box["edge_ok"] is True

@@ -209,3 +209,11 @@ def test_cvae_labels_out_of_range_are_refused():
         model.encode(x, np.array([3, 10]))
     with pytest.raises(ValueError, match="labels are required"):
         model.encode(x)
+
+
+def test_evaluation_keys_name_a_subset_only_when_it_is_one():
+    """Defect 4: the sweep filed IWAE on the whole test set under iwae_K_firstN while `npvae
+    evaluate` used iwae_K: one function, npvae.runs.evaluation_key, now decides for both."""
+    from npvae.runs import evaluation_key
+    assert evaluation_key("iwae_5000", 10000, 10000) == "iwae_5000"
+    assert evaluation_key("iwae_5000", 1000, 10000) == "iwae_5000_first1000"

@@ -25,8 +25,9 @@ def add_parser(subparsers):
     p.add_argument("--latent-dim", type=int, default=2, help="for a fresh model (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=128, metavar="N", help="default: %(default)s")
     p.add_argument("--beta", type=float, default=1.0, help="KL weight of the loss (default: %(default)s)")
-    p.add_argument("--dataset", choices=DATASETS, default=None,
-                   help="default: the run's data set, else mnist")
+    p.add_argument("--dataset", default=None, metavar="NAME_OR_PATH",
+                   help=f"one of {', '.join(DATASETS)} or a folder/.npz of your own "
+                        "(default: the run's data set, else mnist)")
     add_data_flag(p)
     p.add_argument("--download", action="store_true", help="download the data set if it is missing")
     p.add_argument("--active-images", type=int, default=2000, metavar="N",

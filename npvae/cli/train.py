@@ -1,7 +1,7 @@
 """`npvae train`: train the paper's VAE (or CVAE) into a run directory."""
 import os
 
-from ..data import DATASETS
+from ..data import DATASETS, dataset_label
 from ..models import KINDS, LIKELIHOODS, VARIANCES
 from ..optim import SCHEDULES
 from ..runs import TrainConfig
@@ -31,7 +31,10 @@ def add_parser(subparsers):
     # flags a user typed from the defaults; the defaults are TrainConfig's.
     p.add_argument("--model", choices=KINDS, help=f"vae, or cvae to condition encoder and decoder on "
                                                   f"the label ({_default('model')})")
-    p.add_argument("--dataset", choices=DATASETS, help=_default("dataset"))
+    p.add_argument("--dataset", metavar="NAME_OR_PATH",
+                   help=f"{' or '.join(DATASETS)}, or your own data: a folder of IDX files or an .npz "
+                        f"with x_train, x_test (uint8, N x 28 x 28) and optionally y_train, y_test "
+                        f"({_default('dataset')})")
     p.add_argument("--epochs", type=int, help=_default("epochs"))
     p.add_argument("--batch-size", type=int, help=_default("batch_size"))
     p.add_argument("--lr", type=float, help=f"Adam learning rate ({_default('lr')})")
@@ -73,7 +76,8 @@ def add_parser(subparsers):
 
 
 def run(args):
-    out = args.out or os.path.join("runs", f"{args.model or DEFAULTS.model}-{args.dataset or DEFAULTS.dataset}")
+    dataset = dataset_label(args.dataset or DEFAULTS.dataset)
+    out = args.out or os.path.join("runs", f"{args.model or DEFAULTS.model}-{dataset}")
     try:
         start_training({name: getattr(args, name) for name in CONFIG_FLAGS}, out, resume=args.resume,
                        data_root=args.data, progress=not args.no_progress, tensorboard=args.tensorboard)

@@ -1,4 +1,5 @@
-"""Finding, downloading and loading MNIST and Fashion-MNIST.
+"""Finding, downloading and loading MNIST and Fashion-MNIST, and (through npvae.data.custom)
+your own data set given by its path.
 
 Where the files are looked for, in order (per split, a directory counts only
 if it holds both the images and the labels file, each ``.gz`` or raw):
@@ -25,8 +26,10 @@ import urllib.request
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 from tqdm import tqdm
 
+from .custom import content_md5, describe_source, has_labels, load_custom, resolve_path
 from .idx import DataError, parse_idx, read_stored
 
 DATASETS = ("mnist", "fashion-mnist")
@@ -48,8 +51,49 @@ CLASS_NAMES = {
 
 
 def class_names(dataset):
-    """The names of a data set's classes, in label order."""
-    return CLASS_NAMES.get(dataset, CLASS_NAMES["mnist"])
+    """The names of a data set's classes, in label order. A data set given by path: a copy of
+    MNIST or Fashion-MNIST (recognised by its test labels' checksum) has their names, any other
+    the labels as strings ("0", "1", ...), one without labels ("unlabelled",)."""
+    if dataset in DATASETS:
+        return CLASS_NAMES[dataset]
+    if known_copy(dataset):
+        return CLASS_NAMES[known_copy(dataset)]
+    count = count_classes(dataset, load_dataset(dataset, "train")[1], load_dataset(dataset, "test")[1])
+    return ("unlabelled",) if count is None else tuple(str(k) for k in range(count))
+
+
+def count_classes(dataset, *label_sets, required=False):
+    """The number of classes of ``dataset``: its largest label + 1 (10 for MNIST), over
+    ``label_sets`` (e.g. the training and the test labels). None for a data set without labels;
+    with ``required`` (a CVAE) that is a DataError naming the data set."""
+    if not all(has_labels(labels) for labels in label_sets):
+        if required:
+            raise DataError(f"{dataset}: the data set has no labels (no y_train / y_test, or no "
+                            f"label IDX files), and a CVAE is conditioned on them; train a VAE, "
+                            f"or add the labels")
+        return None
+    return int(max(int(np.max(labels)) for labels in label_sets if len(labels))) + 1
+
+
+def dataset_name(name):
+    """How a --dataset value is recorded: a built-in name as it is, a path made absolute (and
+    checked to exist), so the run finds its data from any working directory."""
+    return name if name in DATASETS else resolve_path(name)
+
+
+def dataset_label(name):
+    """A short name for a data set, for default run directories: a built-in name, or the file or
+    folder's name (without ``.npz``) of one given by path."""
+    if name in DATASETS:
+        return name
+    return Path(name.rstrip("/\\")).name.removesuffix(".npz") or "data"
+
+
+def dataset_source(name):
+    """What a run records about the data it was trained on: None for a built-in data set (its
+    files are checked against the published checksums at every load), else the path, format and
+    sha256 of each file (npvae.data.custom.describe_source)."""
+    return None if name in DATASETS else describe_source(name)
 
 
 # What one image of a data set is called in captions and titles ("each test digit above ...").
@@ -59,7 +103,17 @@ ITEM_NOUNS = {"mnist": "digit", "fashion-mnist": "item"}
 def item_noun(dataset):
     """The noun for one image of ``dataset``: "digit" (MNIST), "item" (Fashion-MNIST), and a
     neutral "image" for any other data set, whose contents nothing here knows."""
-    return ITEM_NOUNS.get(dataset, "image")
+    return ITEM_NOUNS.get(dataset if dataset in DATASETS else known_copy(dataset), "image")
+
+
+def known_copy(path):
+    """The built-in data set (e.g. "fashion-mnist") whose test labels an IDX folder at ``path``
+    holds, by their checksum, or None: a copy keeps the original's class names and noun."""
+    digest = content_md5(path, "test-labels")
+    for name, checksums in CHECKSUMS.items():
+        if digest is not None and digest == checksums["t10k-labels-idx1-ubyte"].idx:
+            return name
+    return None
 
 
 SYSTEM_DIRS = {"fashion-mnist": ("/usr/share/datasets/fashion-mnist",)}
@@ -113,14 +167,17 @@ def load_fashion_mnist(split="train", root=None, download=True):
 
 
 def load_dataset(name, split, root=None, download=True):
-    """Load ``name`` (one of ``DATASETS``) for ``split`` ("train" or "test").
+    """Load ``name`` (one of ``DATASETS``, or the path of your own data set) for ``split``
+    ("train" or "test").
 
-    Returns ``(images, labels)``: uint8 ``(N, 28, 28)`` and uint8 ``(N,)``
-    with labels in 0..9. See the module docstring for where files are found.
-    Raises ``DataError`` if the files are missing, malformed or corrupt.
+    Returns ``(images, labels)``: uint8 ``(N, 28, 28)`` and uint8 ``(N,)`` with labels in
+    0..9 for the built-in sets (see the module docstring for where files are found); for a
+    path, npvae.data.custom.load_custom's checked, read-only uint8 images and int64 labels
+    (``root`` and ``download`` do not apply). Raises ``DataError`` if the files are missing,
+    malformed or corrupt.
     """
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
+        return load_custom(name, split)
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
     images_path, labels_path = _locate(name, split, root, download)

@@ -15,6 +15,7 @@ import numpy as np
 from .. import data as npvae_data      # load_dataset looked up when called (tests replace it)
 from ..data import to_float
 from ..evaluation import posterior_means
+from ..evaluation.metrics import ACTIVE_THRESHOLD, active_units
 from ..files import atomic_write_text
 from ..losses import NegativeELBO
 from ..models import build_model, model_config
@@ -22,7 +23,6 @@ from ..nn import clamp_logvar, observe, sigmoid
 from ..runs import RunDirectory, json_text, open_model
 from .flops import describe
 
-ACTIVE_THRESHOLD = 0.01      # Burda et al. (2016): active when Var_x(E_q[z_j]) > 0.01
 
 
 # -- data --------------------------------------------------------------------------------
@@ -59,15 +59,6 @@ def load_batch(dataset, batch_size, rng, data_root=None, download=False, active_
     labels = labels.astype(np.int64)
     au = min(active_images, len(images))
     return images[index], labels[index], images[:au], labels[:au], f"{dataset} test set"
-
-
-def active_units(mu, threshold=ACTIVE_THRESHOLD):
-    """Burda et al. (2016): dimension j is active when Var over x of E_q[z_j | x] > threshold.
-
-    ``mu`` (N, d) holds E_q[z | x] = mu(x) for N images. Returns (variances, active mask).
-    """
-    variances = np.var(np.asarray(mu, dtype=np.float64), axis=0)
-    return variances, variances > threshold
 
 
 # -- one batch ------------------------------------------------------------------------------

@@ -15,21 +15,32 @@ each chunk of images is encoded once, then its z's are decoded ``batch_size`` at
 (e.g. 1000 z's per decoder call, one or several images' worth), so the decoder runs
 through the same im2col/GEMM path as in training.
 
+Sharding changes no number. Each image draws its z's from its own random stream, seeded
+by the evaluation's seed and the image's index in the test set, and :func:`evaluate_iwae`
+computes fixed blocks of images, each on one thread with one BLAS thread (a float32 GEMM's
+rounding depends on its shape, so the blocks, not the thread count, fix the arithmetic).
+The per-image values are then the same with one thread, two, or the test set split over
+the machines of a cluster (npvae.evaluation.sharded).
+
 All values are natural-log densities per image (nats), the sign convention of a
 log-likelihood: higher is better, and log p(x) = -(recon + KL) for the ELBO.
 """
 import math
+import queue
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
 
 from ..data import to_float
-from ..runtime import DataParallel
+from ..runtime import blas_threads, default_workers
+from ..runtime.parallel import replicate
 from ..nn.reparameterize import clamp_logvar
 
 LOG_2PI = math.log(2 * math.pi)
+IWAE_STREAMS = "per-image"    # filed with each estimate: how its draws were seeded (image_streams)
 
 
 # -- numerics ---------------------------------------------------------------------
@@ -137,16 +148,44 @@ def posterior(model, x, labels):
     return mu.astype(np.float64), logvar, np.exp(0.5 * logvar)
 
 
+def iwae_seed(rng):
+    """The words (a tuple of non-negative ints) the per-image streams are seeded from: ``rng``
+    as an int or a tuple of ints, one number drawn from it if it is a Generator, fresh entropy
+    for None. Raises ValueError for anything else."""
+    if rng is None:
+        return (np.random.SeedSequence().entropy,)
+    if isinstance(rng, np.random.Generator):
+        return (int(rng.integers(2 ** 63)),)
+    words = tuple(rng) if isinstance(rng, (tuple, list)) else (rng,)
+    if not words or not all(isinstance(w, (int, np.integer)) and w >= 0 for w in words):
+        raise ValueError(f"the IWAE seed must be a non-negative integer, a tuple of them or a "
+                         f"numpy Generator; got {rng!r}")
+    return tuple(int(w) for w in words)
+
+
+def image_streams(seed, first_index, count):
+    """One Generator per image: image ``first_index + i`` draws from
+    ``default_rng([*seed, first_index + i])`` (``seed`` as :func:`iwae_seed` returns it). An
+    image's draws then depend only on the seed and its own index, never on which other images
+    share its block, shard or machine."""
+    return [np.random.default_rng([*seed, first_index + i]) for i in range(count)]
+
+
 def model_iwae(model, x, labels, num_samples, rng=None, batch_size=1000, on_decode=None, parallel=None):
     """IWAE_K for a chunk of float images x (m, 1, 28, 28) under a VAE/CVAE (true labels).
 
     The chunk is encoded once; its m * K latent draws are decoded about ``batch_size`` per
     decoder call (K per image per call if m * K fits, otherwise batch_size // m).
-    ``on_decode(count)`` is called after each decoder call (for a progress bar). The
-    decoder calls go through ``parallel`` (a DataParallel around ``model``) when given.
+    ``rng`` is one Generator (or seed) shared by the chunk, or a list of m Generators, one
+    per image (see :func:`image_streams`). ``on_decode(count)`` is called after each decoder
+    call (for a progress bar). The decoder calls go through ``parallel`` (a DataParallel
+    around ``model``) when given.
     """
     decode_logits = model.decode_logits if parallel is None else parallel.decode_logits
     m, d = x.shape[0], model.latent_dim
+    streams = rng if isinstance(rng, (list, tuple)) else None
+    if streams is not None and len(streams) != m:
+        raise ValueError(f"model_iwae: {len(streams)} random streams for {m} images")
     mu, logvar, sigma = posterior(model, x, labels)
     labels = None if labels is None else np.asarray(labels)
     repeated = {}
@@ -158,8 +197,11 @@ def model_iwae(model, x, labels, num_samples, rng=None, batch_size=1000, on_deco
                            None if labels is None else np.repeat(labels, k))
         return repeated[k]
 
-    def sample(k, rng):
-        eps = rng.standard_normal((m, k, d))
+    def sample(k, shared_rng):
+        if streams is None:
+            eps = shared_rng.standard_normal((m, k, d))
+        else:
+            eps = np.stack([stream.standard_normal((k, d)) for stream in streams])
         # The density of q is taken at the point the decoder actually sees (rounded to its dtype).
         z = (mu[:, None] + sigma[:, None] * eps).astype(model.dtype).astype(np.float64)
         u = (z - mu[:, None]) / sigma[:, None]
@@ -176,39 +218,80 @@ def model_iwae(model, x, labels, num_samples, rng=None, batch_size=1000, on_deco
         return log_px_z + log_standard_normal(z)
 
     per_call = max(1, int(batch_size) // m)
-    return iwae_log_likelihood(sample, log_joint, num_samples, rng, samples_per_call=per_call)
+    return iwae_log_likelihood(sample, log_joint, num_samples, None if streams else rng,
+                               samples_per_call=per_call)
+
+
+def images_per_block(num_samples, batch_size):
+    """Images evaluated together (encoded at once, decoded ``batch_size`` z's a call)."""
+    return max(1, int(batch_size) // int(num_samples))
+
+
+def iwae_block(model, images, labels, num_samples, seed, batch_size, first_index, on_decode=None):
+    """IWAE_K of one block of uint8 ``images`` (image ``first_index + i`` on its own stream,
+    ``seed`` from :func:`iwae_seed`): -> (log_px, elbo, ess), each (n,). Runs on the calling
+    thread."""
+    x = to_float(images, model.dtype)
+    estimate = model_iwae(model, x, labels, num_samples,
+                          image_streams(seed, first_index, len(images)), batch_size, on_decode)
+    return estimate.log_px, estimate.elbo, estimate.ess
 
 
 def evaluate_iwae(model, images, labels, num_samples, rng=None, batch_size=1000, progress=True,
-                  workers=None):
+                  workers=None, first_index=0):
     """IWAE_K over uint8 ``images`` (with their true labels for a CVAE).
 
-    Images are taken max(1, batch_size // K) at a time. Returns a dict: per-image
-    ``log_px``, ``elbo`` and ``ess`` arrays, the means and standard errors of the first two,
-    the median and smallest ESS, ``seconds`` and ``samples_per_s`` (decoded z's per second).
-    The decoder runs on ``workers`` threads (default: one per core).
+    Image i draws its z's from its own stream (:func:`image_streams`), seeded by ``rng`` (an
+    int or a tuple of ints; a Generator gives one seed drawn from it) and ``first_index + i``.
+    Images are evaluated in blocks of :func:`images_per_block` counted from the first, each
+    block on one thread with one BLAS thread, ``workers`` blocks at a time (default: one per
+    core). A block's numbers therefore do not depend on the worker count, and evaluating
+    images[a:b] with ``first_index=a`` (a multiple of the block size) gives exactly the same
+    per-image values as evaluating all images: that is how npvae.evaluation.sharded splits the
+    test set over a cluster.
+
+    Returns a dict (:func:`iwae_summary`): per-image ``log_px``, ``elbo`` and ``ess`` arrays,
+    the means and standard errors of the first two, the median and smallest ESS, ``seconds``
+    and ``samples_per_s`` (decoded z's per second).
     """
-    rng = np.random.default_rng(rng)
+    seed = iwae_seed(rng)
     n = len(images)
-    per_chunk = max(1, int(batch_size) // int(num_samples))
+    workers = default_workers() if workers is None else int(workers)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    per_block = images_per_block(num_samples, batch_size)
+    blocks = [slice(start, min(start + per_block, n)) for start in range(0, n, per_block)]
     log_px, elbo, ess = np.empty(n), np.empty(n), np.empty(n)
-    bar = tqdm(total=n * int(num_samples), desc=f"IWAE-{num_samples}", unit="z", unit_scale=True,
-               disable=not progress, dynamic_ncols=True, leave=False)
+    replicas = queue.SimpleQueue()
+    for replica in [model] + [replicate(model) for _ in range(min(workers, len(blocks)) - 1)]:
+        replicas.put(replica)
+
+    def run_block(block):
+        replica = replicas.get()
+        try:
+            return iwae_block(replica, images[block], None if labels is None else labels[block],
+                              num_samples, seed, batch_size, first_index + block.start)
+        finally:
+            replicas.put(replica)
+
+    bar = tqdm(total=n, desc=f"IWAE-{num_samples}", unit="img", disable=not progress,
+               dynamic_ncols=True, leave=False)
     started = time.perf_counter()
-    parallel = DataParallel(model, workers)
     try:
-        for start in range(0, n, per_chunk):
-            stop = min(start + per_chunk, n)
-            x = to_float(images[start:stop], model.dtype)
-            estimate = model_iwae(model, x, None if labels is None else labels[start:stop],
-                                  num_samples, rng, batch_size, on_decode=bar.update,
-                                  parallel=parallel)
-            log_px[start:stop], elbo[start:stop] = estimate.log_px, estimate.elbo
-            ess[start:stop] = estimate.ess
+        with blas_threads(1), ThreadPoolExecutor(max(1, min(workers, len(blocks)))) as pool:
+            futures = {pool.submit(run_block, block): block for block in blocks}
+            for future in as_completed(futures):
+                block = futures[future]
+                log_px[block], elbo[block], ess[block] = future.result()
+                bar.update(block.stop - block.start)
     finally:
-        parallel.close()
         bar.close()
-    seconds = time.perf_counter() - started
+    return iwae_summary(num_samples, log_px, elbo, ess, time.perf_counter() - started)
+
+
+def iwae_summary(num_samples, log_px, elbo, ess, seconds):
+    """The result dict of :func:`evaluate_iwae` from per-image arrays."""
+    n = len(log_px)
     return {"k": int(num_samples), "images": n, "log_px": log_px, "elbo": elbo, "ess": ess,
             "mean": float(log_px.mean()), "se": standard_error(log_px),
             "elbo_mean": float(elbo.mean()), "elbo_se": standard_error(elbo),

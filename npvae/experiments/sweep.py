@@ -1,132 +1,177 @@
-"""Sweeps: one training run per setting of a grid (beta x latent size), each evaluated by IWAE.
+"""`npvae sweep`: one training run per point of a grid, on a Dask cluster or in this process.
 
-Each grid point is an ordinary run directory, DIR/beta<B>-latent<D>: finished runs are
-skipped, interrupted ones resumed. Every run's test log-likelihood is estimated by IWAE-K
-on the first ``iwae_subset`` test images (filed in the run's evaluation.json). Then
+The sweep directory DIR holds
 
-    DIR/sweep.json   the settings and one record per run
-    DIR/sweep.csv    the same records as a table
-    DIR/sweep.png    the trade-off figure (npvae.viz.sweep)
+    <run name>/        one ordinary run directory per grid point (npvae.experiments.grid)
+    manifest.json      the grid, the shared settings, the equivalent command, the versions of
+                       npvae and its engine, and how many runs are finished, failed, pending
+    results.csv        one row per run: status, final train/test figures, IWAE
+    summary.csv        per configuration, mean and sd over seeds (npvae.experiments.aggregate)
+    summary.txt        the same as a readable table (also printed); summary.md in Markdown
+    rate_distortion.png, log_likelihood.png     the figures (npvae.viz.sweep)
+
+manifest.json and results.csv are rewritten, atomically, each time a run finishes, so they
+show the progress and the partial results of a sweep still running. The same command again
+skips what is finished and resumes what was interrupted (npvae.experiments.tasks): killing
+the driver loses at most the epochs in progress.
 """
+import contextlib
+import importlib.metadata
 import os
+import platform
 import time
-from dataclasses import asdict
 
-import numpy as np
+from tqdm import tqdm
 
-from ..data import load_dataset
-from ..evaluation import evaluate_iwae
 from ..files import atomic_write_text, csv_text
-from ..runs import RunDirectory, TrainConfig, evaluation_key, json_text
-from ..training import ensure_trained
+from ..runs import RunDirectory, config_differences, json_text
+from ..runtime.cluster import require_distributed, check_cluster
+from .aggregate import aggregate, summary_csv, summary_markdown, summary_text
+from .engine import run_tasks
+from .grid import AXES, grid_configs, grid_point
+from .tasks import IWAESettings, RunTask, needs_worker, run_task
 
-DEFAULT_BETAS = (0.5, 1.0, 2.0, 4.0)
-DEFAULT_LATENTS = (2, 8, 16, 32)
-COLUMNS = ("beta", "latent_dim", "epochs", "train_recon", "train_kl", "train_total", "test_recon",
-           "test_kl", "test_elbo", "iwae_k", "iwae_images", "test_log_px", "test_log_px_se",
-           "iwae_elbo", "run_dir")
-
-
-def run_name(beta, latent_dim):
-    return f"beta{beta:g}-latent{latent_dim}"
-
-
-def grid_configs(betas, latents, **settings):
-    """{run name: TrainConfig} for every (beta, latent size) pair; ``settings`` are the other
-    TrainConfig fields, the same for every run."""
-    if not betas or not latents:
-        raise ValueError("need at least one beta and one latent size")
-    return {run_name(beta, latent_dim): TrainConfig(latent_dim=latent_dim, beta=beta, **settings).validate()
-            for beta in betas for latent_dim in latents}
+RESULT_COLUMNS = ("name", *AXES, "status", "action", "started_from_epoch", "epochs", "train_recon",
+                  "train_kl", "train_neg_elbo", "test_recon", "test_kl", "test_neg_elbo", "iwae_k",
+                  "iwae_images", "test_log_px", "test_log_px_se", "seconds", "message", "run_dir")
+AXIS_PLURALS = {"model": "models", "dataset": "data sets", "likelihood": "decoders",
+                "warmup_epochs": "warm-ups", "beta": "betas", "latent_dim": "latent sizes", "seed": "seeds"}
+PACKAGES = ("npvae", "numpy", "numba", "scipy", "matplotlib", "tqdm", "dask", "distributed")
+GRID_FLAGS = {"model": "--models", "dataset": "--datasets", "likelihood": "--likelihoods",
+              "warmup_epochs": "--warmup-epochs", "beta": "--betas", "latent_dim": "--latents",
+              "seed": "--seeds"}
 
 
-def cached_iwae(run_dir, images, labels, k, test_size, batch_size=1000, seed=0, progress=True):
-    """IWAE-K of the run's model on ``images`` (the first of ``test_size`` test images), filed
-    in RUN_DIR/evaluation.json under the key ``npvae evaluate`` uses, and reused from there."""
-    run = RunDirectory(run_dir)
-    key = evaluation_key(f"iwae_{k}", len(images), test_size)
-    stored = run.read_evaluation()
-    if key in stored and stored[key].get("seed") == seed:
-        return stored[key]
-    estimate = evaluate_iwae(run.load_model(), images, labels, k, np.random.default_rng([seed, 1]),
-                             batch_size, progress=progress)
-    result = {name: estimate[name] for name in ("k", "images", "mean", "se", "elbo_mean", "elbo_se",
-                                                "ess_median", "ess_min", "seconds", "samples_per_s")}
-    result.update(batch_size=batch_size, seed=seed)
-    run.record_evaluation({key: result})
-    return result
+def versions():
+    """{package: installed version or None}, and Python's."""
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return {**found, "python": platform.python_version()}
 
 
-def run_sweep(configs, out, iwae_k, iwae_subset, iwae_batch_size=1000, data_root=None,
-              progress=True, log=print):
-    """Train (or skip) each config into out/<name>, estimate IWAE, write sweep.json/csv/png.
+def sweep_command(grid, out, settings, iwae, cluster):
+    """The `npvae sweep` command line that runs this sweep (recorded in the manifest)."""
+    words = ["npvae", "sweep"]
+    for axis, values in grid.axes().items():
+        words += [GRID_FLAGS[axis], *[f"{v:g}" if isinstance(v, float) else str(v) for v in values]]
+    for name, value in settings.items():
+        words += [f"--{name.replace('_', '-')}", f"{value:g}" if isinstance(value, float) else str(value)]
+    if iwae is not None:
+        words += ["--iwae-k", str(iwae.k), "--iwae-subset", str(iwae.subset),
+                  "--iwae-batch-size", str(iwae.batch_size)]
+    return " ".join(words + ["--cluster", cluster, "--out", out])
 
-    ``configs``: {name: TrainConfig}. Returns the list of records (dicts of COLUMNS).
-    """
-    records = []
-    test_images = test_labels = None
+
+def check_run_directories(configs, out):
+    """Raise ValueError before anything runs if a run directory holds a run with other settings."""
     for name, config in configs.items():
-        run_dir = os.path.join(out, name)
-        log(f"== {name} ({config.model.upper()}, beta {config.beta:g}, latent {config.latent_dim}, "
-            f"{config.epochs} epochs)")
-        ensure_trained(config, run_dir, data_root, progress, log)
-        rows = RunDirectory(run_dir).read_metrics()            # the recorded figures, whether trained now or before
-        if test_images is None:
-            test_images, test_labels = load_dataset(config.dataset, "test", root=data_root)
-            test_size = len(test_images)
-            test_images = test_images[:iwae_subset]
-            test_labels = test_labels[:iwae_subset].astype(np.int64)
-        iwae = cached_iwae(run_dir, test_images, test_labels, iwae_k, test_size, iwae_batch_size,
-                           config.seed, progress)
-        last = rows[-1]
-        records.append({"beta": config.beta, "latent_dim": config.latent_dim, "epochs": last["epoch"],
-                        "train_recon": last["train_recon"], "train_kl": last["train_kl"],
-                        "train_total": last["train_total"], "test_recon": last["test_recon"],
-                        "test_kl": last["test_kl"], "test_elbo": -(last["test_recon"] + last["test_kl"]),
-                        "iwae_k": iwae["k"], "iwae_images": iwae["images"],
-                        "test_log_px": iwae["mean"], "test_log_px_se": iwae["se"],
-                        "iwae_elbo": iwae["elbo_mean"], "run_dir": run_dir})
-        log(f"   test recon {last['test_recon']:.2f}  KL {last['test_kl']:.2f}  "
-            f"log p(x) ~ IWAE-{iwae_k} {iwae['mean']:.2f} +- {iwae['se']:.2f}")
-    write_outputs(records, out, settings={"iwae_k": iwae_k, "iwae_subset": iwae_subset,
-                                          "configs": {n: asdict(c) for n, c in configs.items()}})
-    return records
+        run = RunDirectory(os.path.join(out, name))
+        if run.exists():
+            differences = config_differences(run.read_config(), config, ignore=("workers",))
+            if differences:
+                raise ValueError(f"{run.path} holds a run with other settings "
+                                 f"({'; '.join(differences)}); remove it or choose another --out")
 
 
-def records_csv(records):
-    return csv_text(records, COLUMNS)
+def write_progress(out, manifest, records):
+    """results.csv and manifest.json (with the counts of finished, failed and pending runs)."""
+    counts = {status: sum(r["status"] == status for r in records) for status in ("finished", "failed", "pending")}
+    atomic_write_text(os.path.join(out, "results.csv"), csv_text(records, RESULT_COLUMNS))
+    atomic_write_text(os.path.join(out, "manifest.json"),
+                      json_text({**manifest, "progress": counts,
+                                 "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
 
 
-def markdown_table(records):
-    lines = ["| beta | latent | train recon | train KL | test recon | test KL | test ELBO | "
-             "test log p(x) (IWAE) |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in records:
-        lines.append(f"| {r['beta']:g} | {r['latent_dim']} | {r['train_recon']:.2f} | {r['train_kl']:.2f} | "
-                     f"{r['test_recon']:.2f} | {r['test_kl']:.2f} | {r['test_elbo']:.2f} | "
-                     f"{r['test_log_px']:.2f} ± {r['test_log_px_se']:.2f} |")
-    return "\n".join(lines)
+def write_summary(out, rows):
+    """summary.csv/.txt/.md and, when a run finished, the two figures; returns the text table."""
+    from ..viz.sweep import plot_log_likelihood, plot_rate_distortion   # matplotlib only now
+
+    text = summary_text(rows)
+    atomic_write_text(os.path.join(out, "summary.csv"), summary_csv(rows))
+    atomic_write_text(os.path.join(out, "summary.txt"), text + "\n")
+    atomic_write_text(os.path.join(out, "summary.md"), summary_markdown(rows) + "\n")
+    if any(row["seeds"] > 0 for row in rows):
+        plot_rate_distortion(rows, os.path.join(out, "rate_distortion.png"))
+        plot_log_likelihood(rows, os.path.join(out, "log_likelihood.png"))
+    return text
 
 
-def write_outputs(records, out, settings):
-    from ..viz.sweep import plot_sweep     # noqa: PLC0415 (matplotlib only when drawing)
-    atomic_write_text(os.path.join(out, "sweep.json"), json_text({**settings, "runs": records}))
-    atomic_write_text(os.path.join(out, "sweep.csv"), records_csv(records))
-    plot_sweep(records, os.path.join(out, "sweep.png"), settings.get("iwae_k"))
+def run_sweep(grid, out, settings=None, iwae_k=None, iwae_subset=1000, iwae_batch_size=1000,
+              cluster="none", local_workers=None, data_root=None, progress=True, log=print,
+              callbacks=()):
+    """Train every point of ``grid`` (a SweepGrid) into ``out``/<run name>, each as one task on
+    ``cluster`` ('none', 'local' or a scheduler address; see npvae.runtime.cluster), then
+    estimate each run's IWAE-``iwae_k`` on the first ``iwae_subset`` test images (None: no
+    IWAE). ``settings``: the other TrainConfig fields, shared by every run. ``callbacks``
+    (picklable npvae.training.Callback objects) follow each run on its worker.
 
+    Returns (records, summary rows): one record per run, in grid order, and one summary row
+    per configuration.
+    """
+    check_cluster(cluster)
+    if cluster != "none":
+        require_distributed(cluster)          # fail now, with the install hint, if Dask is missing
+    settings = dict(settings or {})
+    iwae = None if iwae_k is None else IWAESettings(iwae_k, iwae_subset, iwae_batch_size).validate()
+    configs = grid_configs(grid, **settings)
+    check_run_directories(configs, out)
+    tasks = [RunTask(name, config, os.path.join(out, name), data_root, iwae, tuple(callbacks))
+             for name, config in configs.items()]
+    records = {task.name: {"name": task.name, **grid_point(task.config), "status": "pending",
+                           "run_dir": task.run_dir} for task in tasks}
+    manifest = {"grid": grid.to_dict(), "settings": settings, "runs": len(tasks),
+                "iwae": None if iwae is None else vars(iwae), "cluster": cluster,
+                "command": sweep_command(grid, out, settings, iwae, cluster), "versions": versions(),
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    os.makedirs(out, exist_ok=True)
+    shape = " x ".join(f"{len(v)} {AXIS_PLURALS[axis]}" for axis, v in grid.axes().items() if len(v) > 1)
+    log(f"npvae sweep: {len(tasks)} runs{f' ({shape})' if shape else ''} on --cluster {cluster} -> {out}")
 
-
-
-def sweep(betas, latents, out, iwae_k=1000, iwae_subset=1000, iwae_batch_size=1000, data_root=None,
-          progress=True, log=print, **settings):
-    """`npvae sweep`: train and evaluate the beta x latent grid into ``out``; print the table."""
-    if iwae_k < 1 or iwae_subset < 1:
-        raise ValueError("--iwae-k and --iwae-subset must be >= 1")
-    configs = grid_configs(betas, latents, **settings)
     started = time.perf_counter()
-    log(f"npvae sweep: {len(configs)} runs ({len(betas)} betas x {len(latents)} latent sizes) -> {out}")
-    records = run_sweep(configs, out, iwae_k, iwae_subset, iwae_batch_size, data_root, progress, log)
-    log(markdown_table(records))
-    log(f"npvae sweep: done in {time.perf_counter() - started:.0f} s; "
-        f"{os.path.join(out, 'sweep.json')}, sweep.csv, sweep.png")
-    return records
+    bar = tqdm(total=len(tasks), desc="runs", unit="run", disable=not progress, dynamic_ncols=True)
+
+    def finish(task, record):
+        records[task.name] = record
+        write_progress(out, manifest, list(records.values()))
+        bar.update(1)
+        with tqdm.external_write_mode():
+            log(run_line(record))
+
+    try:
+        write_progress(out, manifest, list(records.values()))
+        to_dispatch = []
+        for task in tasks:      # finished runs are only read: no worker needed for them
+            if needs_worker(task):
+                to_dispatch.append(task)
+            else:
+                finish(task, run_task(task))
+        if to_dispatch:
+            with contextlib.closing(run_tasks(to_dispatch, cluster, local_workers)) as finished:
+                for task, record in finished:
+                    finish(task, record)
+    finally:
+        bar.close()
+    records = list(records.values())
+    rows = aggregate(records)
+    log(write_summary(out, rows))
+    failed = sum(r["status"] == "failed" for r in records)
+    log(f"npvae sweep: {len(records) - failed} runs finished, {failed} failed, in "
+        f"{time.perf_counter() - started:.0f} s; {os.path.join(out, 'results.csv')}, summary.csv, "
+        f"summary.txt, rate_distortion.png, log_likelihood.png")
+    return records, rows
+
+
+def run_line(record):
+    """One line about a finished task, for the log."""
+    if record["status"] == "failed":
+        return f"  {record['name']}: FAILED: {record['message']}"
+    iwae = (f", log p(x) ~ IWAE-{record['iwae_k']} {record['test_log_px']:.2f}"
+            if record.get("iwae_k") is not None else "")
+    epochs = f"{record['epochs']} epoch{'s' if record['epochs'] != 1 else ''}"
+    return (f"  {record['name']}: {record['action']} ({epochs}), test recon "
+            f"{record['test_recon']:.2f}, KL {record['test_kl']:.2f}{iwae} [{record['seconds']:.1f} s]")
+

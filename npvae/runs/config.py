@@ -6,7 +6,7 @@ given against the saved configuration with :func:`config_differences`.
 """
 from dataclasses import asdict, dataclass, fields
 
-from ..data import DATASETS
+from ..data import dataset_name
 from ..models import check_model_options, model_config
 from ..optim import SCHEDULES
 
@@ -19,7 +19,8 @@ RESUMABLE = ("epochs", "workers")
 class TrainConfig:
     """Defaults are the paper's (Table 3): VAE, latent 2, batch 128, Adam 1e-3, 30 epochs, 10 warm-up."""
     model: str = "vae"
-    dataset: str = "mnist"
+    dataset: str = "mnist"                 # "mnist", "fashion-mnist", or the path of your own
+                                           # (an IDX folder or an .npz; npvae.data.custom)
     epochs: int = 30
     batch_size: int = 128
     lr: float = 1e-3
@@ -37,11 +38,14 @@ class TrainConfig:
                                            # per core. A run is bit-identical for a given count.
 
     def validate(self):
-        """Raise ValueError naming the first bad setting; returns self."""
+        """Raise ValueError naming the first bad setting; returns self. A data set given by
+        path must exist and is made absolute here (so a run finds it from anywhere, and a
+        resume with the same path spelled relatively agrees with the saved one)."""
         check_model_options(self.model, self.latent_dim, self.likelihood, self.gaussian_variance,
                             self.pixel_variance, owner="training configuration")
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise ValueError(f"dataset must be a name or a path, got {self.dataset!r}")
+        self.dataset = dataset_name(self.dataset)
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         for name in ("epochs", "batch_size"):

@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 from tqdm import tqdm
 
-from ..data import load_dataset, minibatches, to_float
+from ..data import count_classes, dataset_source, load_dataset, minibatches, to_float
 from ..evaluation import evaluate_elbo
 from ..losses import NegativeELBO
 from ..models import build_model
@@ -132,6 +132,13 @@ def train(config, out_dir, resume=False, data_root=None, progress=True, log=prin
 
     train_images, train_labels = load_dataset(config.dataset, "train", root=data_root)
     test_images, test_labels = load_dataset(config.dataset, "test", root=data_root)
+    # the classes come from the labels (10 for MNIST), before --limit can hide one
+    classes = count_classes(config.dataset, train_labels, test_labels, required=config.model == "cvae")
+    source = dataset_source(config.dataset)
+    if resume and source != run.read_config_dict().get("data", source):
+        raise ValueError(f"{config.dataset}: the data changed since this run started (its files' "
+                         f"sha256 differ from those in {run.file(run.CONFIG)}); resume on the "
+                         f"same data, or start a new run")
     train_images, train_labels = train_images[:config.limit], train_labels[:config.limit].astype(np.int64)
     test_images, test_labels = test_images[:config.test_limit], test_labels[:config.test_limit].astype(np.int64)
 
@@ -149,9 +156,9 @@ def train(config, out_dir, resume=False, data_root=None, progress=True, log=prin
                              f"{config.epochs} would shorten it (give at least {start_epoch})")
         log(f"resuming {out_dir} after epoch {start_epoch} of {config.epochs}")
     else:
-        model = build_model(config.model_config(), rng=init_rng)
+        model = build_model(config.model_config(classes), rng=init_rng)
         optimizer = Adam(model.parameters(), lr=config.lr)
-    run.write_config(config)
+    run.write_config(config, extra=None if source is None else {"data": source})
     for callback in callbacks:
         callback.on_start(run, config, model)
 
@@ -180,16 +187,17 @@ def resumed_config(saved, given=None):
                    workers=saved.workers if given.workers is None else given.workers)
 
 
-def ensure_trained(config, out_dir, data_root=None, progress=True, log=print):
+def ensure_trained(config, out_dir, data_root=None, progress=True, log=print, callbacks=()):
     """Train ``config`` into ``out_dir`` unless it is already done there; resume a partial run.
 
     A directory holding a run with different settings is an error, not silently reused.
-    Returns the metric rows.
+    ``callbacks`` follow the training, as in :func:`train`. Returns the metric rows.
     """
     config.validate()
     run = RunDirectory(out_dir)
     if not run.exists():
-        return train(config, out_dir, data_root=data_root, progress=progress, log=log)
+        return train(config, out_dir, data_root=data_root, progress=progress, log=log,
+                     callbacks=callbacks)
     saved = run.read_config()
     differences = config_differences(saved, config, ignore=("workers",))
     if differences:
@@ -199,8 +207,9 @@ def ensure_trained(config, out_dir, data_root=None, progress=True, log=print):
         log(f"{out_dir}: finished, skipped")
         return run.read_metrics()
     if run.has_checkpoint():
-        return train(config, out_dir, resume=True, data_root=data_root, progress=progress, log=log)
-    return train(config, out_dir, data_root=data_root, progress=progress, log=log)
+        return train(config, out_dir, resume=True, data_root=data_root, progress=progress, log=log,
+                     callbacks=callbacks)
+    return train(config, out_dir, data_root=data_root, progress=progress, log=log, callbacks=callbacks)
 
 
 def _train_epochs(config, run, model, optimizer, parallel, rows, start_epoch, train_data,

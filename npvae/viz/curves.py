@@ -66,7 +66,7 @@ def training_curves_figure(run, rng=None):
     handles, labels = ratio_ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=len(handles), fontsize=9, frameon=False)
     schedule = run.config.get("schedule", "epoch")
-    fig.suptitle(f"{run.kind.upper()} training on {run.dataset}: {len(epochs)} epoch(s), "
+    fig.suptitle(f"{run.kind.upper()} training on {run.dataset_label}: {len(epochs)} epoch(s), "
                  f"latent {run.latent_dim}, final $\\beta$ = {beta:g}"
                  + (f", {schedule} schedule" if warmup else ""), fontsize=12)
     return fig

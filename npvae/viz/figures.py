@@ -3,8 +3,9 @@ into ``RUN_DIR/figures/`` (matplotlib, Agg canvas, no display).
 
     01_training_curves.png          Fig. 1: recon, KL (before beta), their ratio; warm-up shaded
     02_reconstructions.png          test digits above their reconstructions
-    03_latent_space.png             Fig. 2: 5,000 test means by class (PCA when d > 2)
-    04_latent_traversal.png         Fig. 3: decoded grid over [-3, 3]^2
+    03_latent_space.png             Fig. 2: 5,000 test means by class (PCA and t-SNE when d > 2)
+    04_latent_traversal.png         Fig. 3: decoded grid over [-3, 3]^2 (the two most active
+                                    dimensions when d > 2)
     05_interpolations.png           Fig. 4: 3->8, 1->7, 4->9, 0->6, 5->2 between real digits
     06_prior_samples.png            z ~ N(0, I) decoded
   CVAE only:
@@ -39,6 +40,13 @@ class FigureSpec:
     kinds: tuple
     draw: Callable          # (run, rng, options) -> Figure
     caption: Callable       # (kind, options) -> one line: what to look for
+
+
+def _fewer_classes(run):
+    """The disentanglement figure's defaults (classes 1 and 7, three styles) for a data set with
+    fewer than 8 classes: its first two classes, at most as many styles as classes."""
+    classes = run.model.num_classes
+    return {} if classes > 7 else {"pair": (0, 1), "styles": min(3, classes)}
 
 
 def _vae_or_cvae(vae, cvae):
@@ -82,7 +90,7 @@ FIGURES = (
                _vae_or_cvae("", "Each row should hold one class throughout, and each column (one shared z) "
                                 "one style: slant and thickness should match down a column.")),
     FigureSpec(8, "08_disentanglement.png", "Disentanglement", ("cvae",),
-               lambda run, rng, o: disentanglement_figure(run, rng, o["cvae_class"]),
+               lambda run, rng, o: disentanglement_figure(run, rng, o["cvae_class"], **_fewer_classes(run)),
                _vae_or_cvae("", "The two rows of (a) should share style step by step; a fixed z, or a real "
                                 "{item}'s z, should keep its style across all ten classes; the traversals "
                                 "should stay a {class_name} while the style changes.")),
@@ -105,7 +113,8 @@ def expected_figures(kind):
 
 def caption(spec, kind, cvae_class=DEFAULT_CLASS, class_names=None, noun="digit"):
     """The figure's one-line caption; ``noun`` names one image of the data set (data.item_noun)."""
-    name = (class_names or [str(k) for k in range(10)])[cvae_class]
+    names = class_names or [str(k) for k in range(10)]
+    name = names[cvae_class] if 0 <= cvae_class < len(names) else str(cvae_class)
     return spec.caption(kind, {"class_name": name, "cvae_class": cvae_class, "item": noun})
 
 
@@ -118,7 +127,7 @@ def make_all_figures(run_dir, seed=0, dataset_root=None, cvae_class=DEFAULT_CLAS
     drawing anything.
     """
     run = Run(run_dir, seed=seed, dataset_root=dataset_root)
-    if not 0 <= int(cvae_class) < len(run.class_names):
+    if run.conditional and not 0 <= int(cvae_class) < len(run.class_names):
         raise ValueError(f"class {cvae_class} is out of range 0..{len(run.class_names) - 1}")
     options = {"cvae_class": int(cvae_class)}
     specs = expected_figures(run.kind)

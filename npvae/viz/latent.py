@@ -4,6 +4,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle
 
+from .embedding import tsne_panel
 from .images import CLASS_COLORS, digits_figure, new_figure, show_digits
 
 TRAVERSAL_RANGE = 3.0
@@ -42,7 +43,7 @@ def scatter_latent(ax, run, only=None, background=False, size=4, equal=True):
     classes = range(len(run.class_names)) if only is None else [only]
     for k in classes:
         mask = labels == k
-        ax.scatter(coords[mask, 0], coords[mask, 1], s=size, color=CLASS_COLORS[k], lw=0,
+        ax.scatter(coords[mask, 0], coords[mask, 1], s=size, color=CLASS_COLORS[k % len(CLASS_COLORS)], lw=0,
                    alpha=0.7 if only is None else 0.9, label=run.class_names[k], rasterized=True)
     ax.set_xlabel(latent["names"][0])
     ax.set_ylabel(latent["names"][1] if len(latent["names"]) > 1 else "class (jittered)")
@@ -53,37 +54,44 @@ def scatter_latent(ax, run, only=None, background=False, size=4, equal=True):
 
 
 def latent_space_figure(run, rng=None):
-    """Figure 3 (paper Fig. 2): test means coloured by class, with a legend."""
+    """Figure 3 (paper Fig. 2): test means coloured by class, with a legend; for d > 2 the PCA
+    projection with a t-SNE map of the same means beside it (npvae.viz.embedding)."""
     latent = run.latent()
-    fig = new_figure(8.2, 6.8)
-    ax = fig.add_subplot()
+    wide = run.latent_dim > 2
+    fig = new_figure(14.6 if wide else 8.2, 6.8)
+    ax = fig.add_subplot(1, 2, 1) if wide else fig.add_subplot()
     scatter_latent(ax, run)
     handles, names = ax.get_legend_handles_labels()
     if run.latent_dim >= 2:
         handles.append(prior_circles(ax))
         names.append(handles[-1].get_label())
+    if wide:
+        ax.set_title("PCA: the plane of largest variance", fontsize=9)
+        ax = fig.add_subplot(1, 2, 2)
+        tsne_panel(ax, *run.tsne(), run.class_names)
     ax.legend(handles, names, title="class", loc="center left", bbox_to_anchor=(1.01, 0.5),
               markerscale=3, fontsize=9, frameon=False)
     what = ("latent means $\\mu(x)$" if run.latent_dim <= 2 else
-            f"PCA of the {run.latent_dim}-D latent means $\\mu(x)$")
+            f"the {run.latent_dim}-D latent means $\\mu(x)$ by PCA and by t-SNE")
     expect = ("classes should overlap: the decoder is given the label" if run.conditional
               else "classes should form clusters, although no label was used")
-    fig.suptitle(f"{run.kind.upper()} latent space: {len(latent['labels']):,} {run.dataset} test "
-                 f"images, {what}\n({expect})", fontsize=11)
+    fig.suptitle(f"{run.kind.upper()} latent space: {len(latent['labels']):,} {run.dataset_label} "
+                 f"test images, {what}\n({expect})", fontsize=11)
     return fig
 
 
 def traversal_figure(run, rng=None, label=None):
-    """Figure 4 (paper Fig. 3): decode a regular grid over [-3, 3]^2 of the latent plane
-    (for d > 2 the first two principal directions of the test means, other coordinates 0)."""
+    """Figure 4 (paper Fig. 3): decode a regular grid over [-3, 3]^2 of two latent axes (for
+    d > 2 the two most active dimensions, the others at their mean: ``run.traversal_axes()``)."""
     values = np.linspace(-TRAVERSAL_RANGE, TRAVERSAL_RANGE, TRAVERSAL_STEPS)
-    names = run.latent()["names"]
+    origin, axes, names = run.traversal_axes()
     if run.latent_dim == 1:
         a, b, rows = values, np.zeros_like(values), [""]
     else:
         b, a = np.meshgrid(values[::-1], values, indexing="ij")  # top row: largest z2
         rows = [f"{v:g}" for v in values[::-1]]
-    images = run.decode(run.plane(a.ravel(), b.ravel()), label)
+    coords = np.stack([a.ravel(), b.ravel()], axis=-1)[:, :axes.shape[1]]
+    images = run.decode(origin + coords @ axes.T, label)
     nrows = 1 if run.latent_dim == 1 else TRAVERSAL_STEPS
     fig, ax = digits_figure(nrows, TRAVERSAL_STEPS, 8.4, 1.0, 0.6 if nrows > 1 else 0.2)
     show_digits(ax, images, nrows, TRAVERSAL_STEPS, col_labels=[f"{v:g}" for v in values],
@@ -93,18 +101,30 @@ def traversal_figure(run, rng=None, label=None):
     title = (f"{run.kind.upper()} latent traversal: decoded grid over "
              f"[-{TRAVERSAL_RANGE:g}, {TRAVERSAL_RANGE:g}]$^2${condition}")
     if run.latent_dim > 2:
-        title += ("\nin the plane of the first two principal directions of the test means, "
-                  "other principal coordinates 0")
+        title += ("\nalong the two most active dimensions (most varying test means), "
+                  "the others at their mean")
     ax.set_title(title, fontsize=11)
     return fig
+
+
+def _interpolation_ends(run, pairs, rng):
+    """Indices of the source and target test images: one of each class of ``pairs``; for a data
+    set without all of those classes, random test images."""
+    images, labels = run.test
+    present = set(np.unique(labels).tolist())
+    if all(a in present and b in present for a, b in pairs):
+        return (np.array([run.examples(a, 1, rng)[0] for a, _ in pairs]),
+                np.array([run.examples(b, 1, rng)[0] for _, b in pairs]))
+    picks = rng.choice(len(images), size=2 * len(pairs), replace=len(images) < 2 * len(pairs))
+    return picks[:len(pairs)], picks[len(pairs):]
 
 
 def interpolation_figure(run, rng, pairs=INTERPOLATION_PAIRS, steps=INTERPOLATION_STEPS):
     """Figure 5 (paper Fig. 4): linear steps between the means of two real test digits, the
     real digits at both ends. A CVAE's condition moves from one one-hot label to the other."""
     images, labels = run.test
-    sources = np.array([run.examples(a, 1, rng)[0] for a, _ in pairs])
-    targets = np.array([run.examples(b, 1, rng)[0] for _, b in pairs])
+    sources, targets = _interpolation_ends(run, pairs, rng)
+    pairs = list(zip(labels[sources].tolist(), labels[targets].tolist()))
     ends = np.concatenate([sources, targets])
     means = run.encode_means(images[ends], labels[ends])
     mu0, mu1 = means[:len(pairs)], means[len(pairs):]

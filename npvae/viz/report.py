@@ -1,7 +1,8 @@
 """``write_report(run_dir)``: RUN_DIR/report.html, one self-contained page for a trained run.
 
 The page holds the configuration, the final epoch's metrics (beside the paper's Table 4 when
-the run is the paper's setting), every figure embedded as a base64 PNG with a one-line
+the run is the paper's setting), the latent-quality metrics when `npvae evaluate --metrics` has
+filed them in evaluation.json, every figure embedded as a base64 PNG with a one-line
 caption saying what to look for, and the per-epoch metrics. It loads nothing from anywhere:
 it opens from disk in a browser with no server and no network. Figures missing from
 RUN_DIR/figures/, or older than the model or metrics, are drawn first.
@@ -13,6 +14,7 @@ import os
 
 from ..data import class_names
 from ..data.datasets import item_noun
+from ..evaluation import metrics_rows
 from ..runs import PAPER_IMPROVEMENT, PAPER_TABLE4, RunDirectory, is_paper_setting
 from .figures import DEFAULT_CLASS, caption, expected_figures, make_all_figures
 from .run import recon_name
@@ -62,6 +64,25 @@ def _paper_table(kind, last):
     # highlight the paper's row for this model kind
     mark = f"<tr><td>{kind.upper()}</td>"
     return table.replace(mark, f'<tr class="same"><td>{kind.upper()}</td>', 1)
+
+
+def _latent_quality(run):
+    """The latent-quality table of evaluation.json's ``metrics`` (whole test set) or, failing
+    that, of a ``metrics_first<N>``; None when `npvae evaluate --metrics` has not run."""
+    evaluation = run.read_evaluation()
+    keys = ["metrics"] if "metrics" in evaluation else sorted(k for k in evaluation if k.startswith("metrics_first"))
+    if not keys:
+        return None
+    result = evaluation[keys[0]]
+    notes = "".join(f'<p class="note">{_e(note)}</p>' for note in result.get("notes", []))
+    variances = ", ".join(f"{v:.3g}" for v in result["test"]["variances"])
+    return (f"<h2>Latent quality</h2><p>From <code>npvae evaluate --metrics</code> "
+            f"(evaluation.json, <code>{_e(keys[0])}</code>): posterior means of "
+            f"{result['train']['images']:,} training and {result['test']['images']:,} test images.</p>"
+            + _table(["metric", "train", "test"], metrics_rows(result), "metrics")
+            + f'<p class="note">Var<sub>x</sub> &mu;<sub>u</sub> per latent dimension (test): {_e(variances)}. '
+            "Active units: Burda et al. (2016); MIG: Chen et al. (2018), 20-bin histogram estimator; "
+            "the probe is a multinomial logistic regression on the standardised means.</p>" + notes)
 
 
 def _figures_current(run, kind, seed):
@@ -155,6 +176,10 @@ def write_report(run_dir, seed=None, dataset_root=None, cvae_class=None, log=Non
                  "divergence summed over latent dimensions before beta weighting. Train figures are "
                  "averaged over the epoch's batches, with total = recon + beta x KL at that epoch's beta; "
                  "test figures are at the end of the epoch, with total = recon + KL (beta = 1).</p>")
+
+    quality = _latent_quality(run)
+    if quality:
+        parts.append(quality)
 
     parts.append("<h2>Figures</h2>")
     for spec in expected_figures(kind):

@@ -6,10 +6,11 @@ never one Python call per image.
 """
 import numpy as np
 
-from ..data import class_names, load_dataset
+from ..data import class_names, dataset_label, has_labels, load_dataset
 from ..data.datasets import item_noun
-from ..evaluation import posterior_means
+from ..evaluation import active_units, posterior_means
 from ..runs import RunDirectory
+from .embedding import TSNE_POINTS, tsne_embedding
 
 BATCH = 1000
 LATENT_POINTS = 5000  # test digits shown in the latent-space figures (paper Fig. 2)
@@ -49,10 +50,12 @@ class Run:
         self.kind = self.model.kind
         self.latent_dim = self.model.latent_dim
         self.dataset = self.config.get("dataset", "mnist")
+        self.dataset_label = dataset_label(self.dataset)      # a path's folder or file name
         self.class_names = class_names(self.dataset)
         self.noun = item_noun(self.dataset)  # "digit", "item", ...: one image, in titles
         self._test = None
         self._latent = None
+        self._tsne = None
 
     @property
     def conditional(self):
@@ -66,10 +69,12 @@ class Run:
     # -- data ---------------------------------------------------------------------
     @property
     def test(self):
-        """(images uint8 (N, 28, 28), labels int64 (N,)) of the run's data set's test split."""
+        """(images uint8 (N, 28, 28), labels int64 (N,)) of the run's data set's test split; a
+        set without labels is shown as one class, "unlabelled" (its class_names)."""
         if self._test is None:
             images, labels = load_dataset(self.dataset, "test", root=self.dataset_root)
-            self._test = images, labels.astype(np.int64)
+            labels = labels.astype(np.int64) if has_labels(labels) else np.zeros(len(labels), np.int64)
+            self._test = images, labels
         return self._test
 
     def examples(self, label, count, rng):
@@ -125,6 +130,31 @@ class Run:
             self._latent = {"means": means, "labels": labels[pick], "axes": axes,
                             "coords": means.astype(np.float64) @ axes, "names": names}
         return self._latent
+
+    def tsne(self):
+        """t-SNE coordinates (n, 2) of the first TSNE_POINTS of ``latent()``'s means (a random
+        sample already) and their labels (n,), seeded by the run's seed; computed once."""
+        if self._tsne is None:
+            latent = self.latent()
+            means, labels = latent["means"][:TSNE_POINTS], latent["labels"][:TSNE_POINTS]
+            self._tsne = tsne_embedding(means, seed=self.seed), labels
+        return self._tsne
+
+    def traversal_axes(self):
+        """The latent traversal's plane: (origin (d,), unit vectors (d, k), axis names). For
+        d <= 2 the latent coordinates themselves, origin 0; for d > 2 the two most active
+        dimensions, those whose means vary most over the test sample (Var_x mu_u, as the active
+        units count them), with every other coordinate held at its mean over that sample, so
+        the decoded grid stays where the data's codes are."""
+        if self.latent_dim <= 2:
+            return np.zeros(self.latent_dim), np.eye(self.latent_dim), self.latent()["names"]
+        means = self.latent()["means"].astype(np.float64)
+        variances, _ = active_units(means)
+        top = np.sort(np.argsort(-variances, kind="stable")[:2])
+        origin = means.mean(axis=0)
+        origin[top] = 0
+        return (origin, np.eye(self.latent_dim)[:, top],
+                [f"$z_{{{u + 1}}}$ (Var$_x\\,\\mu$ = {variances[u]:.2f})" for u in top])
 
     def plane(self, a, b):
         """Latent vectors (N, d) at coordinates (a, b) of the 2-D plane of ``latent()``

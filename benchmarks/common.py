@@ -12,14 +12,6 @@ import numpy as np
 
 def npvae_api():
     """The npvae names the benchmarks use, wherever the package keeps them."""
-    from npvae.data import load_dataset, minibatches, to_float
-    from npvae.losses import NegativeELBO
-    from npvae.models import CVAE, VAE
-    from npvae.nn import Conv2d, ConvTranspose2d, Linear, sigmoid
-    from npvae.optim import Adam
-    from npvae.runtime import DataParallel, blas_threads, default_workers
-    from npvae.runtime.blas import blas_info as _blas_info
-    from npvae.training import train_step
     return types.SimpleNamespace(**{k: v for k, v in locals().items() if not k.startswith("__")})
 
 

@@ -23,6 +23,7 @@ from ..models import build_model
 from ..optim import Adam, kl_weight
 from ..runs import RESUMABLE, RunDirectory, TrainConfig, config_differences
 from ..runtime import DataParallel, default_workers
+from ..runtime.blas import describe_blas
 
 
 class Callback:
@@ -280,5 +281,6 @@ def start_training(options, out_dir, resume=False, data_root=None, progress=True
         logdir = None if tensorboard is True else tensorboard
         callbacks = (*callbacks, TensorBoardLogger(logdir, data_root=data_root))
     log(f"npvae train: {config.model.upper()} on {config.dataset} -> {out_dir}")
+    log(describe_blas())
     return train(config, out_dir, resume=resume, data_root=data_root, progress=progress, log=log,
                  callbacks=callbacks)

@@ -1,22 +1,27 @@
-"""A beta x latent-size study over seeds, on a Dask cluster: the same as ``npvae sweep``.
+"""The README's beta x latent-size study over seeds, through the library (what ``npvae sweep`` runs).
 
-    # the study of the README: 4 betas x 4 latent sizes x 3 seeds, 10 epochs (3 of KL warm-up),
-    # IWAE-1000 on 1,000 test images, on this machine's cores (about 2.6 hours on 2 idle cores):
-    python examples/sweep.py --betas 0.5 1 2 4 --latents 2 8 16 32 --seeds 0 1 2 --epochs 10 \\
-        --warmup-epochs 3 --iwae-k 1000 --iwae-subset 1000 --out runs/study
-    # a quick look, in this process:
-    python examples/sweep.py --betas 1 4 --latents 2 16 --epochs 2 --limit 6000 --cluster none --out /tmp/sweep
-    # on a running Dask scheduler (runs/study and the data on a filesystem every worker shares):
-    python examples/sweep.py ... --cluster tcp://scheduler-host:8786
+    python examples/sweep.py                       # 4 betas x 4 latents x 3 seeds, 10 epochs, IWAE-1000
+    python examples/sweep.py --quick --out /tmp/sweep   # 2 x 2 x 1, 2 epochs on 6,000 images, in this process
 
 Each grid point is a run directory under --out; the same command again skips finished runs and
-resumes interrupted ones. --out gets manifest.json and results.csv (rewritten as each run
-finishes), summary.csv/.txt/.md (mean and sd over seeds), rate_distortion.png and
-log_likelihood.png. ``npvae sweep --help`` lists every flag.
+resumes interrupted ones. On a running Dask scheduler pass --cluster tcp://HOST:PORT (the run
+directories and the data on a filesystem every worker shares). ``npvae sweep --help`` has every flag.
 """
-import sys
+import argparse
 
-from npvae.cli import main
+from npvae.experiments.grid import SweepGrid
+from npvae.experiments.sweep import run_sweep
 
-if __name__ == "__main__":
-    sys.exit(main(["sweep", *sys.argv[1:]]))
+parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+parser.add_argument("--out", default="runs/study")
+parser.add_argument("--cluster", default="local", help="local, none, or tcp://HOST:PORT")
+parser.add_argument("--quick", action="store_true", help="a small grid for a first look")
+args = parser.parse_args()
+
+if args.quick:
+    grid = SweepGrid(betas=(1.0, 4.0), latents=(2, 16), seeds=(0,), warmup_epochs=(1,))
+    settings, iwae_k, cluster = dict(epochs=2, limit=6000), 100, "none"
+else:
+    grid = SweepGrid(betas=(0.5, 1.0, 2.0, 4.0), latents=(2, 8, 16, 32), seeds=(0, 1, 2), warmup_epochs=(3,))
+    settings, iwae_k, cluster = dict(epochs=10), 1000, args.cluster
+run_sweep(grid.validate(), args.out, settings=settings, iwae_k=iwae_k, iwae_subset=1000, cluster=cluster)

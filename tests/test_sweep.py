@@ -137,6 +137,18 @@ def test_runs_that_diverge_are_recorded_as_failed_and_the_sweep_goes_on(tmp_path
     assert not os.path.exists(os.path.join(out, "rate_distortion.png"))    # nothing to draw
 
 
+@needs_data
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")        # the overflows of a diverging run
+def test_runs_start_seed_by_seed_and_the_results_stay_in_grid_order(tmp_path, capsys):
+    out = str(tmp_path / "sweep")
+    assert main(["sweep", "--betas", "0.5", "2", "--seeds", "0", "1", *TINY, "--lr", "1e6", "--out", out]) == 0
+    started = [line.split(":")[0].strip() for line in capsys.readouterr().out.splitlines() if "FAILED" in line]
+    assert [name.split("-")[-3::2] for name in started] == [
+        ["beta0.5", "seed0"], ["beta2", "seed0"], ["beta0.5", "seed1"], ["beta2", "seed1"]]
+    results = read_csv(os.path.join(out, "results.csv"))
+    assert [(r["beta"], r["seed"]) for r in results] == [(0.5, 0), (0.5, 1), (2.0, 0), (2.0, 1)]
+
+
 def test_a_bad_cluster_is_one_clear_line(tmp_path, capsys):
     assert main(["sweep", "--betas", "1", *TINY[:-2], "--cluster", "lcoal", "--out", str(tmp_path)]) == 1
     assert "--cluster must be 'none', 'local' or a scheduler address" in capsys.readouterr().err

@@ -57,7 +57,11 @@ def test_training_reduces_the_loss_and_writes_a_complete_run(tmp_path):
     assert rows[1]["test_total"] < rows[0]["test_total"]
     assert sorted(os.listdir(tmp_path)) == ["checkpoint.npz", "config.json", "metrics.csv", "model.npz"]
     assert list(RunDirectory(str(tmp_path)).read_metrics()[0]) == list(METRIC_COLUMNS)
-    assert json.load(open(tmp_path / "config.json"))["limit"] == TINY["limit"]
+    saved = json.load(open(tmp_path / "config.json"))
+    assert saved["limit"] == TINY["limit"]
+    # the BLAS that trained the run is on record, with its kernel and thread count
+    assert saved["blas"]["library"] and saved["blas"]["threads"] >= 1
+    assert set(saved["blas"]) >= {"kernel", "kernel_isa", "cpu_isa", "kernel_older_than_cpu", "environment"}
 
 
 @needs_data

@@ -13,7 +13,9 @@ The sweep directory DIR holds
 manifest.json and results.csv are rewritten, atomically, each time a run finishes, so they
 show the progress and the partial results of a sweep still running. The same command again
 skips what is finished and resumes what was interrupted (npvae.experiments.tasks): killing
-the driver loses at most the epochs in progress.
+the driver loses at most the epochs in progress. Runs are dispatched seed by seed (every
+configuration with the first seed, then with the second, ...), so a sweep stopped early holds
+whole grids for its first seeds rather than every seed of a few configurations.
 """
 import contextlib
 import importlib.metadata
@@ -150,7 +152,7 @@ def run_sweep(grid, out, settings=None, iwae_k=None, iwae_subset=1000, iwae_batc
             else:
                 finish(task, run_task(task))
         if to_dispatch:
-            with contextlib.closing(run_tasks(to_dispatch, cluster, local_workers)) as finished:
+            with contextlib.closing(run_tasks(seed_major(to_dispatch, grid.seeds), cluster, local_workers)) as finished:
                 for task, record in finished:
                     finish(task, record)
     finally:
@@ -163,6 +165,12 @@ def run_sweep(grid, out, settings=None, iwae_k=None, iwae_subset=1000, iwae_batc
         f"{time.perf_counter() - started:.0f} s; {os.path.join(out, 'results.csv')}, summary.csv, "
         f"summary.txt, rate_distortion.png, log_likelihood.png")
     return records, rows
+
+
+def seed_major(tasks, seeds):
+    """``tasks`` reordered seed by seed, in the order of ``seeds``, keeping the grid order within
+    a seed (the scheduler starts tasks roughly in the order they were submitted)."""
+    return sorted(tasks, key=lambda task: seeds.index(task.config.seed))
 
 
 def run_line(record):

@@ -23,7 +23,7 @@ from ..models import build_model
 from ..optim import Adam, kl_weight
 from ..runs import RESUMABLE, RunDirectory, TrainConfig, config_differences
 from ..runtime import DataParallel, default_workers
-from ..runtime.blas import describe_blas
+from ..runtime.blas import blas_info, describe_blas
 
 
 class Callback:
@@ -159,7 +159,8 @@ def train(config, out_dir, resume=False, data_root=None, progress=True, log=prin
     else:
         model = build_model(config.model_config(classes), rng=init_rng)
         optimizer = Adam(model.parameters(), lr=config.lr)
-    run.write_config(config, extra=None if source is None else {"data": source})
+    # The BLAS (library, kernel, threads) goes on record: it explains a run's speed, not its numbers.
+    run.write_config(config, extra={"blas": blas_info(), **({} if source is None else {"data": source})})
     for callback in callbacks:
         callback.on_start(run, config, model)
 

@@ -11,21 +11,21 @@ import numpy as np
 
 
 def npvae_api():
-    """The npvae names the benchmarks use, wherever the package keeps them."""
-    from npvae.data import load_dataset, minibatches, to_float  # noqa: F401 (returned through locals())
-    from npvae.losses import NegativeELBO  # noqa: F401 (returned through locals())
-    from npvae.models import CVAE, VAE  # noqa: F401 (returned through locals())
-    from npvae.nn import Conv2d, ConvTranspose2d, Linear, sigmoid  # noqa: F401 (returned through locals())
-    from npvae.optim import Adam  # noqa: F401 (returned through locals())
-    from npvae.runtime import DataParallel, blas_threads, default_workers  # noqa: F401 (returned through locals())
-    from npvae.runtime.blas import blas_info as _blas_info  # noqa: F401 (returned through locals())
-    from npvae.training import train_step  # noqa: F401 (returned through locals())
-    return types.SimpleNamespace(**{k: v for k, v in locals().items() if not k.startswith("__")})
+    """The npvae names the benchmarks use, as one namespace; imported only when called, so a
+    PyTorch-only benchmark process never loads npvae (or Numba)."""
+    from npvae import data, losses, models, nn, optim, runtime, training
+    from npvae.runtime import blas
+    return types.SimpleNamespace(
+        load_dataset=data.load_dataset, minibatches=data.minibatches, to_float=data.to_float,
+        NegativeELBO=losses.NegativeELBO, VAE=models.VAE, CVAE=models.CVAE,
+        Conv2d=nn.Conv2d, ConvTranspose2d=nn.ConvTranspose2d, Linear=nn.Linear, sigmoid=nn.sigmoid,
+        Adam=optim.Adam, DataParallel=runtime.DataParallel, blas_threads=runtime.blas_threads,
+        default_workers=runtime.default_workers, blas_info=blas.blas_info, train_step=training.train_step)
 
 
 def blas_info():
     """NumPy's BLAS in this process: library, version, kernel (OpenBLAS core name), threads."""
-    info = npvae_api()._blas_info()
+    info = npvae_api().blas_info()
     try:
         from threadpoolctl import threadpool_info
         blas = [d for d in threadpool_info() if d.get("user_api") == "blas"]

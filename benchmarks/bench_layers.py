@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import blas_info, machine, median_seconds, npvae_api, write_json  # noqa: E402
 
 _api = npvae_api()
-NegativeELBO, CVAE, VAE = _api.NegativeELBO, _api.CVAE, _api.VAE
+CVAE, VAE = _api.CVAE, _api.VAE
 Conv2d, ConvTranspose2d, Linear = _api.Conv2d, _api.ConvTranspose2d, _api.Linear
 blas_threads, Adam, default_workers, train_step = _api.blas_threads, _api.Adam, _api.default_workers, _api.train_step
 
@@ -71,36 +71,32 @@ def layer_table(model, x, labels, repeats):
 
 
 def step_breakdown(kind, batch_size, workers, repeats, steps=10):
-    """Where a whole training step (all workers, batch ``batch_size``) spends its time: the
-    parallel forward and backward, and what runs on the calling thread alone between them
-    (loss, zero_grad, the gradients' sum inside backward, Adam). Medians of per-phase times
-    over ``repeats`` blocks of ``steps`` steps, in ms."""
+    """Where a whole training step (all workers, batch ``batch_size``) spends its time, as
+    ``train_step`` runs it: zero_grad, then every shard's forward, loss and backward on its own
+    worker followed by the sum of the workers' gradients (``shards``), then Adam, both on the
+    calling thread alone. Medians of per-phase times over ``repeats`` blocks of ``steps``
+    steps, in ms."""
     import time
     rng = np.random.default_rng(3)
     model = (VAE if kind == "vae" else CVAE)(rng=0)
     x = (rng.random((batch_size, 1, 28, 28)) < 0.15).astype(np.float32)
     labels = rng.integers(0, 10, batch_size)
     eps = rng.standard_normal((batch_size, 2), dtype=np.float32)
-    optimizer, objective = Adam(model.parameters()), NegativeELBO()
-    phases = ("forward", "loss", "zero_grad", "backward", "adam")
+    optimizer = Adam(model.parameters())
+    phases = ("zero_grad", "shards", "adam")
     blocks = []
     with _api.DataParallel(model, workers) as parallel:
         for block in range(repeats + 1):                 # block 0 is warm-up
             totals = dict.fromkeys(phases, 0.0)
             for _ in range(steps):
                 t0 = time.perf_counter()
-                logits, mu, logvar = parallel.forward(x, eps, labels)
-                t1 = time.perf_counter()
-                objective.forward(logits, x, mu, logvar, 1.0)
-                grads = objective.backward()
-                t2 = time.perf_counter()
                 optimizer.zero_grad()
-                t3 = time.perf_counter()
-                parallel.backward(*grads)
-                t4 = time.perf_counter()
+                t1 = time.perf_counter()
+                parallel.loss_and_backward(x, eps, labels, 1.0)
+                t2 = time.perf_counter()
                 optimizer.step()
-                t5 = time.perf_counter()
-                for name, (a, b) in zip(phases, ((t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5))):
+                t3 = time.perf_counter()
+                for name, (a, b) in zip(phases, ((t0, t1), (t1, t2), (t2, t3))):
                     totals[name] += (b - a) / steps
             if block:
                 blocks.append(totals)
@@ -136,10 +132,10 @@ def run(args):
         x = (rng.random((batch, 1, 28, 28)) < 0.15).astype(np.float32)
         labels = rng.integers(0, 10, batch)
         eps = rng.standard_normal((batch, 2), dtype=np.float32)
-        optimizer, objective = Adam(model.parameters()), NegativeELBO()
+        optimizer = Adam(model.parameters())
         for _ in range(3):
-            train_step(model, optimizer, objective, x, labels, eps, 1.0)
-        step, _ = median_seconds(lambda: train_step(model, optimizer, objective, x, labels, eps, 1.0),
+            train_step(model, optimizer, x, labels, eps, 1.0)
+        step, _ = median_seconds(lambda: train_step(model, optimizer, x, labels, eps, 1.0),
                                  args.repeats)
         rows = layer_table(model, x, labels, args.repeats)
         print(f"\n{model.kind.upper()}: one training step {1e3 * step:.1f} ms "
@@ -156,8 +152,9 @@ def run(args):
         accounted = sum(r["share_of_step"] for r in rows)
         print(f"layers account for {100 * accounted:.0f}% of the step; the rest is loss, Adam and glue")
         results[model.kind] = {"step_ms": 1e3 * step, "images_per_s": batch / step, "layers": rows}
-    print(f"\nA whole step on {args.workers} workers, batch {args.batch_size} (ms; forward and "
-          f"backward run on all workers, the rest on the calling thread alone):")
+    print(f"\nA whole step on {args.workers} workers, batch {args.batch_size} (ms; 'shards' is "
+          f"forward, loss and backward on all workers and the gradients' sum, the rest runs on "
+          f"the calling thread alone):")
     for kind in ("vae", "cvae"):
         phases = step_breakdown(kind, args.batch_size, args.workers, args.repeats)
         results[kind]["step_breakdown_ms"] = phases

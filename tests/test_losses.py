@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scipy import integrate
 
 from npvae.gradcheck import finite_difference_check
-from npvae.losses import (BernoulliLoss, GaussianKL, bernoulli_nll, bernoulli_nll_reference,
+from npvae.losses import (BernoulliLoss, GaussianKL, GaussianLoss, bernoulli_nll, bernoulli_nll_reference,
                           gaussian_kl, kl_grad_sigma)
 from npvae.nn import POSTERIOR_LOGVAR_MAX, POSTERIOR_LOGVAR_MIN, Reparameterize, clamp_logvar
 
@@ -365,3 +365,46 @@ def test_reparameterize_rejects_mismatched_shapes():
         Reparameterize().forward(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 2)))
     with pytest.raises(ValueError, match="Reparameterize"):
         Reparameterize().forward(np.zeros(3), np.zeros(3), np.zeros(3))
+
+
+# -- a shard of a batch: batch_size ------------------------------------------------------
+
+@pytest.mark.parametrize("make_loss", [BernoulliLoss, lambda: GaussianLoss(-1.0)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_shard_gives_its_rows_of_the_whole_batch_gradient_exactly(make_loss, dtype):
+    rng = np.random.default_rng(11)
+    logits = rng.normal(0, 3, (7, 1, 4, 4)).astype(dtype)
+    target = (rng.random((7, 1, 4, 4)) < 0.3).astype(dtype)
+    whole = make_loss()
+    value = whole.forward(logits, target)
+    grad = whole.backward()
+    shard_values = []
+    for rows in (slice(0, 3), slice(3, 7)):
+        shard = make_loss()
+        shard_values.append(shard.forward(logits[rows], target[rows], batch_size=7))
+        np.testing.assert_array_equal(shard.backward(), grad[rows])
+        np.testing.assert_array_equal(shard.per_image, whole.per_image[rows])
+    assert sum(shard_values) == pytest.approx(value, rel=1e-12)
+
+
+def test_a_kl_shard_gives_its_rows_of_the_whole_batch_gradient_exactly():
+    rng = np.random.default_rng(12)
+    mu, logvar = rng.normal(size=(5, 3)).astype(np.float32), rng.normal(size=(5, 3)).astype(np.float32)
+    whole = GaussianKL()
+    value = whole.forward(mu, logvar)
+    grads = whole.backward(0.5)
+    shard = GaussianKL()
+    part = shard.forward(mu[2:], logvar[2:], batch_size=5)
+    for a, b in zip(shard.backward(0.5), grads):
+        np.testing.assert_array_equal(a, b[2:])
+    assert part == pytest.approx(whole.per_image[2:].sum() / 5, rel=1e-12) and part < value
+
+
+@pytest.mark.parametrize("batch_size", [2, 0, 3.5, True, -4])
+def test_a_batch_size_smaller_than_the_shard_or_not_whole_is_refused(batch_size):
+    logits = np.zeros((3, 4), np.float32)
+    for forward in (lambda: BernoulliLoss().forward(logits, logits, batch_size=batch_size),
+                    lambda: GaussianLoss(0.0).forward(logits, logits, batch_size=batch_size),
+                    lambda: GaussianKL().forward(logits, logits, batch_size=batch_size)):
+        with pytest.raises(ValueError, match="batch_size must be a whole number of at least the 3 images"):
+            forward()

@@ -68,6 +68,49 @@ def test_data_parallel_matches_the_model_in_float64(kind, n, workers):
                                    err_msg=name)
 
 
+# -- training's path: forward, loss and backward of each shard in one round trip --------
+
+@pytest.mark.parametrize("kind", [VAE, CVAE])
+@pytest.mark.parametrize("n, workers", [(128, 2), (96, 2), (7, 2), (6, 3), (1, 2), (5, 1)])
+def test_loss_and_backward_gives_the_split_path_bit_for_bit(kind, n, workers):
+    # Each shard's loss divides by the whole batch's size, so its gradient is exactly its
+    # rows of the whole batch's, and the per-image terms are row by row the same numbers.
+    model = kind(rng=4)
+    x, labels, eps = _batch(model, n, seed=n + 1)
+    with DataParallel(model, workers) as parallel:
+        objective = NegativeELBO()
+        logits, mu, logvar = parallel.forward(x, eps, labels)
+        objective.forward(logits, x, mu, logvar, 0.7)
+        model.zero_grad()
+        parallel.backward(*objective.backward())
+        split = {name: p.grad.copy() for name, p in model.named_parameters()}
+        model.zero_grad()
+        recon, kl = parallel.loss_and_backward(x, eps, labels, 0.7)
+    np.testing.assert_array_equal(recon, objective.recon_per_image)
+    np.testing.assert_array_equal(kl, objective.kl_per_image)
+    for name, p in model.named_parameters():
+        np.testing.assert_array_equal(p.grad, split[name], err_msg=name)
+
+
+def test_loss_and_backward_of_a_learned_gaussian_decoder_sums_the_variance_gradient():
+    # The per-pixel log-variance's gradient is a sum over images: per shard, then over the
+    # shards, so it agrees with the whole batch's to rounding (float64 here).
+    model = VAE(rng=5, likelihood="gaussian", variance="learned").to(np.float64)
+    x, labels, eps = _batch(model, 9, seed=2)
+    model.zero_grad()
+    recon, kl = model.loss_and_backward(x, eps, labels, 1.0)
+    whole = {name: p.grad.copy() for name, p in model.named_parameters()}
+    assert np.any(whole["pixel_logvar"])
+    with DataParallel(model, 2) as parallel:
+        model.zero_grad()
+        recon_p, kl_p = parallel.loss_and_backward(x, eps, labels, 1.0)
+    np.testing.assert_array_equal(recon_p, recon)
+    np.testing.assert_array_equal(kl_p, kl)
+    for name, p in model.named_parameters():
+        scale = np.abs(whole[name]).max() + 1e-30
+        np.testing.assert_allclose(p.grad / scale, whole[name] / scale, rtol=0, atol=1e-12, err_msg=name)
+
+
 def test_data_parallel_is_deterministic_for_a_given_worker_count():
     model = VAE(rng=2)
     x, labels, eps = _batch(model, 64, seed=3)

@@ -13,6 +13,8 @@ Convention: summed over the pixels of an image, averaged over the batch, in nats
 import numba
 import numpy as np
 
+from .reduction import batch_divisor
+
 
 # error_model="numpy": a float division by zero gives inf instead of raising, so Numba leaves
 # out the per-element zero check that kept these loops scalar (1 + e is never 0 anyway).
@@ -75,8 +77,11 @@ def bernoulli_nll_reference(logits, target):
 class BernoulliLoss:
     """Mean over the batch of the per-image summed BCE, from logits.
 
-    forward(logits, target) -> float;  backward(grad=1.0) -> dlogits, same shape as logits,
-    equal to (sigmoid(logits) - target) / N. Both come out of one fused Numba pass.
+    forward(logits, target, batch_size=None) -> float;  backward(grad=1.0) -> dlogits, same
+    shape as logits, equal to (sigmoid(logits) - target) / N. Both come out of one fused Numba
+    pass. ``batch_size`` (default: N, this batch's) is what the mean divides by: a shard of a
+    larger batch passes the whole batch's size and gets its share of the batch's loss and
+    gradient (npvae.runtime.DataParallel).
     """
 
     def __init__(self):
@@ -85,10 +90,10 @@ class BernoulliLoss:
         self._shape = None
         self._handed_out = False     # has backward() already returned self._grad itself?
 
-    def forward(self, logits, target):
+    def forward(self, logits, target, batch_size=None):
         logits2, target2 = _as_rows(logits, target, "BernoulliLoss")
-        n = logits2.shape[0]
-        self.per_image = np.empty(n, dtype=np.float64)
+        n = batch_divisor(batch_size, logits2.shape[0], "BernoulliLoss")
+        self.per_image = np.empty(logits2.shape[0], dtype=np.float64)
         # A new array every forward (not a reused buffer): a gradient returned by backward
         # belongs to the caller and stays valid after later forwards. Allocating 400 kB
         # costs microseconds; the kernel writes every entry.
@@ -96,7 +101,8 @@ class BernoulliLoss:
         _bce_with_logits(logits2, target2, 1.0 / n, self.per_image, self._grad)
         self._shape = logits.shape
         self._handed_out = False
-        return float(self.per_image.mean())
+        # The whole batch's mean as before; a shard's share of it otherwise.
+        return float(self.per_image.mean()) if batch_size is None else float(self.per_image.sum() / n)
 
     def backward(self, grad=1.0):
         """The caller owns the returned array: no later call of this loss writes to it."""

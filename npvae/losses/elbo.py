@@ -11,22 +11,35 @@ from .gaussian_kl import GaussianKL
 
 
 class NegativeELBO:
-    """forward(logits, x, mu, logvar, beta) -> (total, recon, kl) as floats;
+    """forward(logits, x, mu, logvar, beta, batch_size=None) -> (total, recon, kl) as floats;
     backward() -> (grad_logits, grad_mu, grad_logvar), ready for ``model.backward``.
 
     ``reconstruction``: any loss with ``forward(logits, x) -> float`` and
-    ``backward() -> grad_logits`` (default: a new :class:`BernoulliLoss`)."""
+    ``backward() -> grad_logits`` (default: a new :class:`BernoulliLoss`); to be used on a
+    shard (``batch_size``, see npvae.losses.reduction) it must take ``batch_size`` too.
+    ``recon_per_image`` and ``kl_per_image`` give the last forward's (N,) terms, float64."""
 
     def __init__(self, reconstruction=None):
         self.reconstruction = BernoulliLoss() if reconstruction is None else reconstruction
         self.divergence = GaussianKL()
         self._beta = None
 
-    def forward(self, logits, x, mu, logvar, beta=1.0):
-        recon = self.reconstruction.forward(logits, x)
-        kl = self.divergence.forward(mu, logvar)
+    def forward(self, logits, x, mu, logvar, beta=1.0, batch_size=None):
+        if batch_size is None:
+            recon = self.reconstruction.forward(logits, x)
+        else:
+            recon = self.reconstruction.forward(logits, x, batch_size=batch_size)
+        kl = self.divergence.forward(mu, logvar, batch_size=batch_size)
         self._beta = beta
         return recon + beta * kl, recon, kl
+
+    @property
+    def recon_per_image(self):
+        return self.reconstruction.per_image
+
+    @property
+    def kl_per_image(self):
+        return self.divergence.per_image
 
     def backward(self):
         if self._beta is None:

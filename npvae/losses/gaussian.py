@@ -33,6 +33,7 @@ import math
 import numpy as np
 
 from ..nn import sigmoid
+from .reduction import batch_divisor
 
 LOG_2PI = math.log(2 * math.pi)
 PIXEL_LOGVAR_MIN, PIXEL_LOGVAR_MAX = math.log(1e-3), math.log(10.0)
@@ -71,9 +72,10 @@ class GaussianLoss:
     ``GaussianLoss(logvar)``: ``logvar`` is a float (fixed variance, log sigma^2) or a
     :class:`~npvae.nn.Parameter` of one image's shape (learned per-pixel log-variance).
 
-    forward(logits, target) -> float;  backward(grad=1.0) -> dlogits (same shape as logits).
-    Like a layer's backward, ``backward`` also adds d loss / d logvar into the Parameter's
-    ``grad`` when the variance is learned. ``per_image`` holds the last forward's (N,) NLLs.
+    forward(logits, target, batch_size=None) -> float;  backward(grad=1.0) -> dlogits (same
+    shape as logits). Like a layer's backward, ``backward`` also adds d loss / d logvar into the
+    Parameter's ``grad`` when the variance is learned. ``per_image`` holds the last forward's
+    (N,) NLLs. ``batch_size``: see npvae.losses.reduction.
     """
 
     def __init__(self, logvar=0.0):
@@ -91,10 +93,11 @@ class GaussianLoss:
             return clamp_pixel_logvar(self.logvar.data)[0]
         return float(self.logvar)
 
-    def forward(self, logits, target):
+    def forward(self, logits, target, batch_size=None):
         if logits.shape != target.shape or logits.ndim < 2:
             raise ValueError(f"GaussianLoss: logits and target must share one (N, ...) shape, "
                              f"got {logits.shape} and {target.shape}")
+        divisor = batch_divisor(batch_size, logits.shape[0], "GaussianLoss")
         if self.learned:
             if self.logvar.data.shape != logits.shape[1:]:
                 raise ValueError(f"GaussianLoss: the learned log-variance has shape "
@@ -106,20 +109,20 @@ class GaussianLoss:
         precision = np.exp(-logvar).astype(logits.dtype)
         diff = mean - target.astype(logits.dtype, copy=False)
         self.per_image = gaussian_nll(mean, target, logvar)
-        self._cache = (mean, diff, precision, inside, logits.shape)
-        return float(self.per_image.mean())
+        self._cache = (mean, diff, precision, inside, logits.shape, divisor)
+        return float(self.per_image.mean()) if batch_size is None else float(self.per_image.sum() / divisor)
 
     def backward(self, grad=1.0):
         if self._cache is None:
             raise RuntimeError("GaussianLoss: backward() called before forward()")
-        mean, diff, precision, inside, shape = self._cache
+        mean, diff, precision, inside, shape, divisor = self._cache
         n = shape[0]
-        scale = mean.dtype.type(grad / n)
+        scale = mean.dtype.type(grad / divisor)
         weighted = diff * precision                                   # dNLL/dm
         grad_logits = weighted * mean * (1 - mean) * scale            # through the sigmoid
         if self.learned:
             # dNLL/ds = 1/2 - 1/2 (x - m)^2 exp(-s), summed over images, / N (the batch mean)
             grad_s = 0.5 * n - 0.5 * np.sum(diff * weighted, axis=0, dtype=np.float64)
-            grad_s = np.where(inside, grad_s * (grad / n), 0.0)
+            grad_s = np.where(inside, grad_s * (grad / divisor), 0.0)
             self.logvar.grad += grad_s.astype(self.logvar.grad.dtype)
         return grad_logits.astype(mean.dtype, copy=False)

@@ -15,6 +15,7 @@ logvar is clamped with the same bounds as the reparameterisation layer.
 import numpy as np
 
 from ..nn.reparameterize import clamp_logvar
+from .reduction import batch_divisor
 
 
 def gaussian_kl(mu, logvar):
@@ -29,26 +30,29 @@ def kl_grad_sigma(mu, sigma):
 
 
 class GaussianKL:
-    """forward(mu, logvar) -> mean over the batch of the per-image KL;
-    backward(grad=1.0) -> (dmu, dlogvar), each (N, d)."""
+    """forward(mu, logvar, batch_size=None) -> mean over the batch of the per-image KL;
+    backward(grad=1.0) -> (dmu, dlogvar), each (N, d). ``batch_size``: see
+    npvae.losses.reduction (a shard of a larger batch passes the whole batch's size)."""
 
     def __init__(self):
         self.per_image = None
         self._mu = self._logvar = self._inside = None
+        self._divisor = None
 
-    def forward(self, mu, logvar):
+    def forward(self, mu, logvar, batch_size=None):
         if mu.shape != logvar.shape or mu.ndim != 2:
             raise ValueError(f"GaussianKL: mu and logvar must share one (N, d) shape, "
                              f"got {mu.shape} and {logvar.shape}")
+        self._divisor = batch_divisor(batch_size, mu.shape[0], "GaussianKL")
         self._mu = mu
         self._logvar, self._inside = clamp_logvar(logvar)
         self.per_image = gaussian_kl(mu, logvar)
-        return float(self.per_image.mean())
+        return float(self.per_image.mean()) if batch_size is None else float(self.per_image.sum() / self._divisor)
 
     def backward(self, grad=1.0):
         if self._mu is None:
             raise RuntimeError("GaussianKL: backward() called before forward()")
-        scale = self._mu.dtype.type(grad / self._mu.shape[0])
+        scale = self._mu.dtype.type(grad / self._divisor)
         grad_mu = self._mu * scale                                          # eq. 22
         grad_logvar = 0.5 * (np.exp(self._logvar) - 1) * scale              # eq. 23, chained
         return grad_mu, np.where(self._inside, grad_logvar, 0).astype(self._mu.dtype, copy=False)

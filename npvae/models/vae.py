@@ -20,7 +20,8 @@ import math
 
 import numpy as np
 
-from ..losses import BernoulliLoss, GaussianLoss, bernoulli_nll, clamp_pixel_logvar, gaussian_nll
+from ..losses import (BernoulliLoss, GaussianLoss, NegativeELBO, bernoulli_nll, clamp_pixel_logvar,
+                      gaussian_nll)
 from ..losses.gaussian import PIXEL_LOGVAR_MAX, PIXEL_LOGVAR_MIN
 from ..nn import Linear, Module, Parameter, Reparameterize, sigmoid
 from ..nn.init import default_rng
@@ -148,6 +149,20 @@ class VAE(Module):
         self.fc_logvar.report_backward(grad_features_logvar)
         grad_features += grad_features_logvar
         self.encoder.backward(grad_features)
+
+    def loss_and_backward(self, x, eps, labels=None, beta=1.0, batch_size=None):
+        """A training step's work before the optimizer: forward, the loss of eq. 30, backward.
+
+        Adds the loss's gradients into the parameters' ``grad`` (zero them first) and returns
+        the per-image reconstruction and KL terms, (N,) float64 each. ``batch_size``: when x
+        (N, 1, 28, 28) is a shard of a larger batch, that batch's size, so the gradients are
+        this shard's part of the batch's (npvae.losses.reduction; DataParallel passes it).
+        """
+        objective = NegativeELBO(self.reconstruction_loss())
+        logits, mu, logvar = self.forward(x, eps, labels)
+        objective.forward(logits, x, mu, logvar, beta, batch_size=batch_size)
+        self.backward(*objective.backward())
+        return objective.recon_per_image, objective.kl_per_image
 
     # -- uses of a trained model --------------------------------------------------
     def reconstruct(self, x, labels=None):

@@ -64,8 +64,9 @@ class DataParallel:
 
     Same calls and results as the model's own (to rounding): ``forward(x, eps, labels)``
     -> (logits, mu, logvar), ``backward(grad_logits, grad_mu, grad_logvar)`` adds the whole
-    batch's gradients into the model's parameters, ``encode`` and ``decode_logits`` for
-    inference. Use it as a context manager, or call ``close()``, to stop its threads.
+    batch's gradients into the model's parameters, ``loss_and_backward`` does both with the
+    loss in between (training's path: one round trip per step), ``encode`` and
+    ``decode_logits`` for inference. Use it as a context manager, or call ``close()``, to stop its threads.
     """
 
     def __init__(self, model, workers=None):
@@ -132,6 +133,29 @@ class DataParallel:
             replica.zero_grad()
         self._run(lambda replica, i: replica.backward(grad_logits[i], grad_mu[i], grad_logvar[i]),
                   slices)
+        self._add_helper_gradients(helpers)
+
+    def loss_and_backward(self, x, eps, labels=None, beta=1.0):
+        """``model.loss_and_backward`` on every shard at once: forward, loss and backward of a
+        shard run on its core in one go, so no core idles while another computes the loss.
+
+        Each shard's loss divides by the whole batch's size, so the gradients added into the
+        model's parameters equal, bit for bit, those of ``forward``, the loss on the joined
+        outputs, then ``backward``. Returns the per-image reconstruction and KL terms of the
+        whole batch, (N,) float64 each, in batch order.
+        """
+        self._sync_replicas()
+        slices = shard_slices(len(x), self.workers)
+        helpers = self.replicas[1:len(slices)]
+        for replica in helpers:
+            replica.zero_grad()
+        parts = self._run(lambda replica, i: replica.loss_and_backward(
+            x[i], eps[i], _take(labels, i), beta, batch_size=len(x)), slices)
+        self._add_helper_gradients(helpers)
+        return tuple(np.concatenate(terms) for terms in zip(*parts))
+
+    def _add_helper_gradients(self, helpers):
+        """The helpers' gradients into the model's, in replica order (a deterministic sum)."""
         for replica in helpers:
             for total, part in zip(self.module.parameters(), replica.parameters()):
                 total.grad += part.grad

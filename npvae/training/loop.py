@@ -18,7 +18,6 @@ from tqdm import tqdm
 
 from ..data import count_classes, dataset_source, load_dataset, minibatches, to_float
 from ..evaluation import evaluate_elbo
-from ..losses import NegativeELBO
 from ..models import build_model
 from ..optim import Adam, kl_weight
 from ..runs import RESUMABLE, RunDirectory, TrainConfig, config_differences
@@ -62,20 +61,20 @@ def _evaluation_rng(seed, epoch):
     return np.random.default_rng([seed, epoch, 1])
 
 
-def train_step(model, optimizer, objective, x, labels, eps, beta):
+def train_step(model, optimizer, x, labels, eps, beta):
     """One optimisation step on a batch: forward, loss (eq. 30), backward, Adam.
 
-    ``model`` is a VAE/CVAE or a :class:`~npvae.runtime.DataParallel` around one.
+    ``model`` is a VAE/CVAE or a :class:`~npvae.runtime.DataParallel` around one (which runs
+    forward, loss and backward of each shard on its own core).
 
     Returns (recon, kl) batch means. Raises TrainingDiverged, before touching the
     parameters, when the loss is not finite.
     """
-    logits, mu, logvar = model.forward(x, eps, labels)
-    total, recon, kl = objective.forward(logits, x, mu, logvar, beta)
-    if not math.isfinite(total):
-        raise TrainingDiverged(f"the loss is not finite (reconstruction {recon}, KL {kl})")
     optimizer.zero_grad()
-    model.backward(*objective.backward())
+    recon_per_image, kl_per_image = model.loss_and_backward(x, eps, labels, beta)
+    recon, kl = float(recon_per_image.mean()), float(kl_per_image.mean())
+    if not math.isfinite(recon + beta * kl):
+        raise TrainingDiverged(f"the loss is not finite (reconstruction {recon}, KL {kl})")
     optimizer.step()
     return recon, kl
 
@@ -86,8 +85,6 @@ def train_epoch(model, optimizer, images, labels, batch_size, beta_for_step, shu
 
     ``parallel``, a :class:`~npvae.runtime.DataParallel` around ``model``, runs the steps.
     """
-    # The paper's Bernoulli decoder uses the default objective; others bring their own loss.
-    objective = NegativeELBO() if model.likelihood == "bernoulli" else NegativeELBO(model.reconstruction_loss())
     recon_sum = kl_sum = 0.0
     seen = 0
     for batch, index in enumerate(minibatches(len(images), batch_size, shuffle_rng)):
@@ -95,7 +92,7 @@ def train_epoch(model, optimizer, images, labels, batch_size, beta_for_step, shu
         x = to_float(images[index])
         eps = noise_rng.standard_normal((len(index), model.latent_dim), dtype=np.float32)
         try:
-            recon, kl = train_step(parallel or model, optimizer, objective, x, labels[index], eps, beta)
+            recon, kl = train_step(parallel or model, optimizer, x, labels[index], eps, beta)
         except TrainingDiverged as error:
             raise TrainingDiverged(f"epoch {epoch}, batch {batch + 1}: {error}") from None
         recon_sum += recon * len(index)
